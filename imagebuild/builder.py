@@ -1,0 +1,197 @@
+"""One build, start to finish: compose, render, build with cache, save, record.
+
+The whole build runs under the build lock, so a lifecycle hook and a user (or two hooks)
+never build at once. The previous image and tar stay usable until the new tar is
+committed: a failed build changes nothing the wrapper relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from imagebuild import cache, layers
+from imagebuild.config import BuildConfig
+from imagebuild.console import Console
+from imagebuild.engine import BuildRequest, Capabilities, Engine
+from imagebuild.errors import EngineError, StoreError, UsageError
+from imagebuild.locking import exclusive
+from imagebuild.manifest import Manifest
+from imagebuild.render import FINAL_STAGE, BuildDefinition, render
+from imagebuild.store import ImageStore
+
+# zstd with OCI media types loads fastest here; zstd with Docker media types breaks runs.
+TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
+LOCK_WAIT_S = 3600.0
+MIN_FREE = 3 << 30
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a build would do: the layers' versions and the rendered definition."""
+
+    config: BuildConfig
+    versions: Mapping[str, str]
+    definition: BuildDefinition
+    layer_names: tuple[str, ...]
+
+    @property
+    def image(self) -> str:
+        """The content tag of the image this plan builds."""
+        return f"{self.config.image_repo}:{self.definition.short}"
+
+    def manifest(self) -> Manifest:
+        """The manifest of the planned image (before it is saved)."""
+        return Manifest(
+            image=self.image, content=self.definition.content, versions=dict(self.versions),
+            layers=self.layer_names, base_image=self.config.base_image, platform=self.config.platform,
+        )
+
+
+def plan(config: BuildConfig, versions: Mapping[str, str]) -> Plan:
+    """Compose and render the image for resolved ``versions``."""
+    composed = layers.compose(config, versions)
+    definition = render(composed, config.base_image)
+    return Plan(config, versions, definition, tuple(layer.name for layer in composed))
+
+
+def build(p: Plan, engine: Engine, console: Console, *, no_cache: bool = False) -> Manifest:
+    """Build ``p`` (unless already built and saved), save its tar, make it current."""
+    store = ImageStore(p.config.state.images)
+    with exclusive(p.config.state.run / "build.lock", LOCK_WAIT_S,
+                   lambda: console.step("waiting for another build to finish")):
+        store.prepare()
+        current = store.current()
+        if current and current.content == p.definition.content and engine.image_id(p.image) \
+                and store.verify(current) is None and not no_cache:
+            console.step(f"{p.image} is built and saved: nothing to do")
+            return current
+        return _build_and_save(p, engine, store, console, no_cache)
+
+
+def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console,
+                    no_cache: bool) -> Manifest:
+    caps = engine.capabilities()
+    _preflight(caps, store, console)
+    tar = store.partial_path(p.definition.short)
+    with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
+        request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache)
+        console.step(f"building {p.image} ({_summary(p.versions)})")
+        try:
+            engine.build(request, console.line)
+        except BaseException:
+            tar.unlink(missing_ok=True)
+            raise
+    if not caps.multi_output:
+        _save_with_docker(p, engine, store, tar, console)
+    saved = store.commit(tar, _with_compression(p.manifest(), caps))
+    engine.tag(p.image, f"{p.config.image_repo}:latest")
+    _tidy(p, store, console)
+    console.step(f"saved {saved.tar} ({saved.tar_bytes / 1e6:.0f} MB) in {store.root}")
+    return saved
+
+
+def _preflight(caps: Capabilities, store: ImageStore, console: Console) -> None:
+    if caps.too_old:
+        raise EngineError(
+            f"Docker {caps.server_version} blocks clone3, which the image's glibc needs",
+            "upgrade Docker to 20.10.10 or newer",
+        )
+    free = store.free_bytes()
+    if free < MIN_FREE:
+        raise StoreError(
+            f"only {free >> 20} MiB free on the volume holding {store.root}; a build and save "
+            f"needs about {MIN_FREE >> 20} MiB",
+            "free space or grow the notebook's volume",
+        )
+    if not caps.can_export_cache:
+        console.note(
+            f"the '{caps.driver}' builder on this engine (classic image store) cannot export "
+            "build cache: building without a persistent cache and saving with `docker save`. "
+            "For a cache, create a docker-container builder: docker buildx create --use "
+            "--driver docker-container (needs the moby/buildkit image)"
+        )
+
+
+def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
+             no_cache: bool) -> BuildRequest:
+    context = tmp / "context"
+    p.definition.write(context)
+    cache_from, cache_to = _cache_args(p.config, caps)
+    return BuildRequest(
+        context=context,
+        tags=(p.image,),
+        target=FINAL_STAGE,
+        labels={"org.sagecode.content": p.definition.content,
+                "org.sagecode.versions": json.dumps(dict(sorted(p.versions.items())))},
+        secrets=_secrets(p.config, tmp),
+        cache_from=cache_from,
+        cache_to=cache_to,
+        tar=tar,
+        tar_options=TAR_OPTIONS,
+        no_cache=no_cache,
+    )
+
+
+def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...], str]:
+    if config.cache_ref:
+        ref = config.cache_ref
+        return (f"type=registry,ref={ref}",), f"type=registry,ref={ref},mode=max"
+    if not caps.can_export_cache:
+        return (), ""
+    local = config.state.cache
+    sources = (f"type=local,src={local}",) if (local / "index.json").is_file() else ()
+    return sources, f"type=local,dest={local},mode=max"
+
+
+def _secrets(config: BuildConfig, tmp: Path) -> tuple[str, ...]:
+    out = []
+    if config.ca_bundle:
+        if not os.access(config.ca_bundle, os.R_OK) or not config.ca_bundle.is_file():
+            raise UsageError(
+                f"cannot read the CA bundle {config.ca_bundle}", "pass a readable PEM file to --ca-bundle"
+            )
+        out.append(f"id=ca-bundle,src={config.ca_bundle}")
+    if config.build_env:
+        env_file = tmp / "build-env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(config.build_env.items()))
+        out.append(f"id=build-env,src={env_file}")
+    return tuple(out)
+
+
+def _save_with_docker(p: Plan, engine: Engine, store: ImageStore, tar: Path, console: Console) -> None:
+    console.step(f"saving {p.image} with docker save")
+    meter = console.progress("docker save", 0)
+    store.write_stream(engine.save([p.image]), tar, meter)
+    meter.finish()
+
+
+def _with_compression(m: Manifest, caps: Capabilities) -> Manifest:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(m, compression="zstd" if caps.multi_output else "none")
+
+
+def _tidy(p: Plan, store: ImageStore, console: Console) -> None:
+    for old in store.prune(p.config.keep):
+        console.step(f"removed old saved image {old.name}")
+    if not p.config.cache_ref:
+        report = cache.prune(p.config.state.cache, p.config.cache_cap_mb << 20)
+        if report.dropped:
+            console.note(
+                f"build cache ({report.before >> 20} MiB) exceeded the cap "
+                f"({p.config.cache_cap_mb} MiB) and was dropped; raise --cache-cap-mb to keep it"
+            )
+
+
+def _summary(versions: Mapping[str, str]) -> str:
+    keys = [k for k in ("code-server", "node") if k in versions]
+    return ", ".join(f"{k} {versions[k]}" for k in keys) or "no versioned layers"

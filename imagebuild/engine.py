@@ -1,0 +1,209 @@
+"""The one place that talks to the Docker engine for building, saving and loading.
+
+Everything here goes through python-on-whales; its errors are re-raised as
+``EngineError`` with the command's last output line and what to do next.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+from python_on_whales import DockerClient, DockerException
+
+from imagebuild.errors import EngineError
+
+log = logging.getLogger("imagebuild.engine")
+OnLine = Callable[[str], None]
+T = TypeVar("T")
+# The daemon's seccomp profile blocks clone3 before 20.10.10; glibc >= 2.34 images then fail.
+MIN_ENGINE = (20, 10, 10)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this engine and its default builder can do."""
+
+    server_version: str
+    buildx_version: str
+    driver: str
+    containerd_store: bool
+    security_options: tuple[str, ...] = ()
+
+    @property
+    def can_export_cache(self) -> bool:
+        """The docker driver exports cache only on the containerd image store."""
+        return self.driver != "docker" or self.containerd_store
+
+    @property
+    def multi_output(self) -> bool:
+        """One build can both load the image and write its tar (buildx >= 0.13)."""
+        return self.can_export_cache and _version_tuple(self.buildx_version) >= (0, 13)
+
+    @property
+    def too_old(self) -> bool:
+        """True when the engine predates the clone3 seccomp fix."""
+        return _version_tuple(self.server_version) < MIN_ENGINE
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """A ``docker buildx build`` call as plain data."""
+
+    context: Path
+    tags: tuple[str, ...]
+    target: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    cache_from: tuple[str, ...] = ()
+    cache_to: str = ""
+    tar: Optional[Path] = None
+    tar_options: str = ""
+    load: bool = True
+    network: str = ""
+    no_cache: bool = False
+
+    def argv(self) -> list[str]:
+        """The buildx arguments, after ``docker``."""
+        args = ["buildx", "build", "--progress", "plain", "--provenance=false"]
+        args += [f"--tag={t}" for t in self.tags]
+        args += [f"--label={k}={v}" for k, v in sorted(self.labels.items())]
+        args += [f"--secret={s}" for s in self.secrets]
+        args += [f"--cache-from={c}" for c in self.cache_from]
+        args += [f"--cache-to={self.cache_to}"] if self.cache_to else []
+        args += [f"--target={self.target}"] if self.target else []
+        args += [f"--network={self.network}"] if self.network else []
+        args += ["--no-cache"] if self.no_cache else []
+        args += self._outputs()
+        return [*args, str(self.context)]
+
+    def _outputs(self) -> list[str]:
+        outs = []
+        if self.load:
+            outs.append(f"--output=type=image,name={','.join(self.tags)}" if self.tar else "--load")
+        if self.tar:
+            extra = f",{self.tar_options}" if self.tar_options else ""
+            outs.append(f"--output=type=docker,dest={self.tar}{extra}")
+        return outs
+
+
+class Engine:
+    """Build, inspect, save and load images on one Docker engine."""
+
+    def __init__(self, client: Optional[DockerClient] = None) -> None:
+        self.docker = client or DockerClient()
+
+    def capabilities(self) -> Capabilities:
+        """Probe the engine and builder once; a missing engine is a one-line error."""
+        info = self._call("docker info", self.docker.system.info)
+        buildx = self._call("docker buildx version", lambda: self._raw(["buildx", "version"]))
+        builder = self._call("docker buildx inspect", self.docker.buildx.inspect)
+        driver_status = [tuple(x) for x in (info.driver_status or [])]
+        return Capabilities(
+            server_version=info.server_version or "0",
+            buildx_version=buildx.split()[1] if len(buildx.split()) > 1 else "0",
+            driver=builder.driver or "docker",
+            containerd_store=any("containerd" in str(v) for _, v in driver_status),
+            security_options=tuple(info.security_options or ()),
+        )
+
+    def build(self, request: BuildRequest, on_line: OnLine) -> None:
+        """Run the build, streaming BuildKit's plain progress to ``on_line``."""
+        cmd = [*self.docker.client_config.docker_cmd, *request.argv()]
+        tail: list[str] = []
+        try:
+            for _, raw in _stream(cmd):
+                line = raw.decode(errors="replace").rstrip()
+                tail = [*tail[-19:], line]
+                on_line(line)
+        except DockerException as exc:
+            raise EngineError(
+                f"the image build failed: {_last_error(tail)}",
+                "see the build output above; fix the input or rerun (finished steps are cached)",
+            ) from exc
+
+    def image_id(self, ref: str) -> Optional[str]:
+        """The image's id, or None when the engine does not have it."""
+        if not self._call("docker image inspect", lambda: self.docker.image.exists(ref)):
+            return None
+        return self._call("docker image inspect", lambda: self.docker.image.inspect(ref).id)
+
+    def labels(self, ref: str) -> Mapping[str, str]:
+        """The image's labels."""
+        image = self._call("docker image inspect", lambda: self.docker.image.inspect(ref))
+        return dict(image.config.labels or {})
+
+    def tag(self, ref: str, new: str) -> None:
+        """Add tag ``new`` to image ``ref``."""
+        self._call("docker tag", lambda: self.docker.image.tag(ref, new))
+
+    def remove(self, ref: str) -> None:
+        """Remove an image tag if present."""
+        self._call("docker rmi", lambda: self.docker.image.remove(ref, force=True, prune=False))
+
+    def save(self, refs: Sequence[str]) -> Iterator[bytes]:
+        """Stream ``docker save`` of ``refs`` (a plain tar)."""
+        stream = self._call("docker save", lambda: self.docker.image.save(list(refs)))
+        if stream is None:
+            raise EngineError("docker save produced no output", "check the engine's log")
+        return _guard("docker save", stream)
+
+    def load(self, chunks: Iterable[bytes]) -> list[str]:
+        """Load an image tar streamed as ``chunks``; returns what the engine loaded."""
+        return self._call("docker load", lambda: self.docker.image.load(iter(chunks), quiet=True))
+
+    def run(self, image: str, command: Sequence[str]) -> str:
+        """Run ``command`` in a throwaway container of ``image``; returns its output."""
+        return self._call(
+            "docker run",
+            lambda: str(self.docker.run(image, list(command), remove=True, entrypoint="")),
+        )
+
+    def _raw(self, args: list[str]) -> str:
+        from python_on_whales.utils import run  # noqa: PLC0415 - pow's command runner
+
+        return str(run([*self.docker.client_config.docker_cmd, *args]))
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except DockerException as exc:
+            raise _engine_error(what, exc) from exc
+        except FileNotFoundError as exc:
+            raise EngineError("the docker command is not installed", "install Docker") from exc
+
+
+def _stream(cmd: list[str]) -> Iterator[tuple[str, bytes]]:
+    from python_on_whales.utils import stream_stdout_and_stderr  # noqa: PLC0415
+
+    return iter(stream_stdout_and_stderr(cmd))
+
+
+def _guard(what: str, stream: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from stream
+    except DockerException as exc:
+        raise _engine_error(what, exc) from exc
+
+
+def _engine_error(what: str, exc: DockerException) -> EngineError:
+    stderr = (exc.stderr or "").strip().splitlines()
+    detail = stderr[-1] if stderr else f"exit code {exc.return_code}"
+    if "Cannot connect to the Docker daemon" in detail or "docker daemon" in detail.lower():
+        return EngineError(f"{what}: the Docker engine is not running", "start Docker, then retry")
+    return EngineError(f"{what} failed: {detail}", "see `sagecode doctor`")
+
+
+def _last_error(lines: Sequence[str]) -> str:
+    for line in reversed(lines):
+        if "ERROR" in line or "error" in line:
+            return line.split("ERROR:", 1)[-1].strip()[:300]
+    return lines[-1][:300] if lines else "no output"

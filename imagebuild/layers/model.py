@@ -1,0 +1,92 @@
+"""The vocabulary an image is composed from: plain, immutable data.
+
+A ``Layer`` says what it installs and from where; it knows nothing about Dockerfile
+syntax (``imagebuild.render`` alone does) nor about the engine (``imagebuild.engine``).
+Heavy artifacts are made in a ``Stage`` of their own so that BuildKit builds them in
+parallel and their build tools never reach the final image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FILES_DIR = Path(__file__).parent / "files"
+
+
+@dataclass(frozen=True)
+class File:
+    """A file shipped with the layers (``source`` relative to ``layers/files``) and its place."""
+
+    source: str
+    dest: str
+    mode: int = 0o644
+
+    @property
+    def path(self) -> Path:
+        """The shipped file on disk."""
+        return FILES_DIR / self.source
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A path a stage produced, copied into the final image (or another stage)."""
+
+    stage: str
+    src: str
+    dest: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A builder stage: starts ``FROM`` the base stage (or another stage), runs steps.
+
+    Steps run with the network settings and CA bundle of the build mounted as secrets,
+    never stored in a layer.
+    """
+
+    name: str
+    parent: str = "base"
+    build_tools: tuple[str, ...] = ()
+    copies: tuple[Copy, ...] = ()
+    files: tuple[File, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    run: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One component of the image.
+
+    ``apt`` packages go into the shared base stage; ``stages`` make artifacts that
+    ``copies`` bring into the final image; ``files``, ``env`` and ``run`` apply in the
+    final stage in layer order; ``verify`` commands run inside the built image.
+    """
+
+    name: str
+    summary: str
+    version: str = ""
+    apt: tuple[str, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    copies: tuple[Copy, ...] = ()
+    files: tuple[File, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    run: tuple[str, ...] = ()
+    verify: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Want:
+    """A version the build needs before it starts: ``spec`` of ``package`` from ``source``.
+
+    ``source`` is ``npm``, ``pypi`` or ``code-server`` (GitHub with fallbacks). The
+    resolved exact version is stored in the lock under ``key``.
+    """
+
+    key: str
+    source: str
+    package: str
+    spec: str

@@ -1,0 +1,146 @@
+"""Render a sequence of layers into a multi-stage Dockerfile and its build context.
+
+This is the only module that knows Dockerfile syntax. The text is never committed: it
+is rendered into a temporary build context for each build.
+
+Stage layout:
+- ``base``: the base image plus every layer's apt packages (changes rarely).
+- one builder stage per heavy artifact (Node, code-server, the AWS CLI, agents), each
+  from ``base`` or another stage, so BuildKit runs them in parallel and their build
+  tools stay out of the final image;
+- ``image``: ``base`` plus each layer's copies, files, env and steps, in layer order
+  (layers are ordered by how often they change, so a change invalidates only what
+  follows it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagebuild.layers.model import Copy, File, Layer, Stage
+
+SCRIPTS_DIR = Path(__file__).parent / "build_scripts"
+# Build-only helpers are bind-mounted from the context into each step: never in a layer.
+BUILD_MOUNT = "/run/sagecode-build"
+SECRET_MOUNTS = (
+    "--mount=type=secret,id=ca-bundle "
+    "--mount=type=secret,id=build-env "
+    f"--mount=type=bind,source=build,target={BUILD_MOUNT}"
+)
+FINAL_STAGE = "image"
+
+
+@dataclass(frozen=True)
+class BuildDefinition:
+    """A rendered build: the Dockerfile text, its context files and their content hash."""
+
+    dockerfile: str
+    files: Mapping[str, Path]
+    content: str
+
+    @property
+    def short(self) -> str:
+        """The 12-character content tag."""
+        return self.content[:12]
+
+    def write(self, context: Path) -> Path:
+        """Lay the build context out in ``context``; return the Dockerfile's path."""
+        for rel, src in self.files.items():
+            dest = context / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+        dockerfile = context / "Dockerfile"
+        dockerfile.write_text(self.dockerfile)
+        return dockerfile
+
+
+def render(layers: Sequence[Layer], base_image: str) -> BuildDefinition:
+    """Render ``layers`` on ``base_image`` into a build definition."""
+    files = _context_files(layers)
+    parts = [_base_stage(layers, base_image)]
+    parts += [_stage(s) for layer in layers for s in layer.stages]
+    parts.append(_final_stage(layers))
+    text = "\n".join(parts)
+    return BuildDefinition(text, files, _content_hash(text, files))
+
+
+def _run(command: str) -> str:
+    """A RUN step with the build's network settings mounted (never stored)."""
+    body = command.strip().replace("\n", " \\\n    ")
+    return f"RUN {SECRET_MOUNTS} \\\n    . {BUILD_MOUNT}/netenv.sh && {body}"
+
+
+def _base_stage(layers: Sequence[Layer], base_image: str) -> str:
+    packages = sorted({p for layer in layers for p in layer.apt})
+    lines = [
+        "# Base: the OS and every layer's system packages; changes least often.",
+        f"FROM {base_image} AS base",
+        "ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive",
+    ]
+    if packages:
+        lines.append(_run(f"sh {BUILD_MOUNT}/apt-install.sh {' '.join(packages)}"))
+    return "\n".join(lines) + "\n"
+
+
+def _stage(stage: Stage) -> str:
+    lines = [f"FROM {stage.parent} AS {stage.name}"]
+    lines += [_copy(c) for c in stage.copies]
+    lines += [_env(stage.env)] if stage.env else []
+    if stage.build_tools:
+        tools = " ".join(sorted(stage.build_tools))
+        lines.append(_run(f"sh {BUILD_MOUNT}/apt-install.sh {tools}"))
+    lines += [_add(f) for f in stage.files]
+    lines += [_run(step) for step in stage.run]
+    return "\n".join(lines) + "\n"
+
+
+def _final_stage(layers: Sequence[Layer]) -> str:
+    lines = [f"FROM base AS {FINAL_STAGE}"]
+    for layer in layers:
+        lines.append(f"# layer {layer.name} {layer.version}".rstrip() + f": {layer.summary}")
+        lines += [_copy(c) for c in layer.copies]
+        lines += [_add(f) for f in layer.files]
+        lines += [_env(layer.env)] if layer.env else []
+        # Final-stage steps are local (links, config); downloads belong in a stage.
+        lines += [f"RUN {step}" for step in layer.run]
+    entry = [layer.entrypoint for layer in layers if layer.entrypoint]
+    if entry:
+        lines.append(f"ENTRYPOINT {json.dumps(list(entry[-1]))}")
+        lines.append("CMD []")
+    return "\n".join(lines) + "\n"
+
+
+def _copy(copy: Copy) -> str:
+    return f"COPY --link --from={copy.stage} {copy.src} {copy.dest}"
+
+
+def _add(file: File) -> str:
+    return f"COPY --chmod={file.mode:o} {_context_name(file)} {file.dest}"
+
+
+def _env(pairs: Iterable[tuple[str, str]]) -> str:
+    return "ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in pairs)
+
+
+def _context_name(file: File) -> str:
+    return f"files/{file.source}"
+
+
+def _context_files(layers: Sequence[Layer]) -> dict[str, Path]:
+    files = {f"build/{p.name}": p for p in sorted(SCRIPTS_DIR.glob("*.sh"))}
+    for layer in layers:
+        for f in (*layer.files, *(f for s in layer.stages for f in s.files)):
+            files[_context_name(f)] = f.path
+    return files
+
+
+def _content_hash(dockerfile: str, files: Mapping[str, Path]) -> str:
+    digest = hashlib.sha256(dockerfile.encode())
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel].read_bytes() + b"\0")
+    return digest.hexdigest()

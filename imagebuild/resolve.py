@@ -1,0 +1,77 @@
+"""Turn the build's wants into exact versions (the lock), before anything is built."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Optional
+
+from imagebuild import layers
+from imagebuild.config import BuildConfig
+from imagebuild.console import Console
+from imagebuild.errors import UsageError, VersionError
+from imagebuild.github import GitHubReleases
+from imagebuild.layers.model import Want
+from imagebuild.manifest import read as read_lock
+from imagebuild.versions import NpmClient, resolve_code_server, validate_version
+
+Versions = dict[str, str]
+
+
+def resolve(config: BuildConfig, console: Console, npm: Optional[NpmClient] = None) -> Versions:
+    """Exact versions for every want: from ``--lock`` if given, else resolved now."""
+    wants = layers.wants(config)
+    if config.lock_file:
+        return _from_lock(config, wants)
+    for want in wants:
+        validate_version(want.key, want.spec, ranges=want.source == "npm", example="4.139.1")
+    out: Versions = {}
+    for want in wants:
+        console.step(f"resolving {want.key} {want.spec}")
+        out.update(_resolve_one(config, want, npm))
+    return out
+
+
+def _from_lock(config: BuildConfig, wants: tuple[Want, ...]) -> Versions:
+    assert config.lock_file is not None
+    versions = dict(read_lock(config.lock_file).versions)
+    missing = [w.key for w in wants if w.key not in versions]
+    if missing:
+        raise UsageError(
+            f"{config.lock_file} has no version for {', '.join(missing)}",
+            "use a lock from a build with the same layers, or drop --lock",
+        )
+    return versions
+
+
+def _npm(npm: Optional[NpmClient]) -> NpmClient:
+    if npm is not None:
+        return npm
+    if shutil.which("npm") is None:
+        raise VersionError(
+            "resolving npm-hosted versions needs the npm client, which is not installed",
+            "install npm (e.g. conda install nodejs), or reuse a build's versions with --lock FILE",
+        )
+    return NpmClient()
+
+
+def _resolve_one(config: BuildConfig, want: Want, npm: Optional[NpmClient]) -> Versions:
+    if want.key != "code-server":
+        return {want.key: _npm(npm).view_versions(want.package, want.spec)}
+    github = GitHubReleases(
+        "coder/code-server", config.github_api, config.github_web, config.github_token
+    )
+    source = want.source
+    client = _npm(npm) if source == "npm" else (npm or NpmClient())
+    release = resolve_code_server(want.spec, source, github=github, npm=client)  # type: ignore[arg-type]
+    out = {"code-server": release.version, "code-server-source": release.source}
+    asset = release.assets.get(f"code-server-{release.version}-linux-{config.platform}.tar.gz")
+    if release.source == "github":
+        if asset is None:
+            raise VersionError(
+                f"code-server {release.version} has no linux-{config.platform} tarball on GitHub",
+                "use --code-server-source npm",
+            )
+        out["code-server-url"] = asset.url
+        if asset.sha256:
+            out["code-server-sha256"] = asset.sha256
+    return out

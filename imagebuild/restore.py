@@ -1,0 +1,73 @@
+"""Bring the saved image back after a restart, doing the fastest correct thing.
+
+1. the engine already has the current image: nothing to do;
+2. the saved tar matches its checksum: load it;
+3. otherwise (missing, truncated, corrupt, unloadable): rebuild the same versions from
+   the persisted build cache, unless asked not to build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from imagebuild.config import BuildConfig
+from imagebuild.console import Console
+from imagebuild.engine import Engine
+from imagebuild.errors import EngineError, StoreError
+from imagebuild.locking import exclusive
+from imagebuild.manifest import Manifest
+from imagebuild.store import CURRENT, ImageStore
+
+Rebuild = Callable[[BuildConfig, Manifest], Manifest]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What the restore did (``present``, ``loaded`` or ``built``) and the image."""
+
+    action: str
+    manifest: Manifest
+
+
+def restore(config: BuildConfig, engine: Engine, console: Console,
+            rebuild: Optional[Rebuild]) -> Restored:
+    """Make the current image available in the engine; ``rebuild=None`` forbids building."""
+    store = ImageStore(config.state.images)
+    with exclusive(config.state.run / "build.lock", 3600.0,
+                   lambda: console.step("waiting for a build or restore to finish")):
+        current = store.current()
+        if current is None:
+            raise StoreError(f"no saved image in {store.root}", "build one: python -m imagebuild")
+        if engine.image_id(current.image):
+            _tag_latest(engine, config, current)
+            console.step(f"{current.image} is already in the engine")
+            return Restored("present", current)
+        problem = store.verify(current) or _load(store, engine, current, console)
+    if problem is None:
+        _tag_latest(engine, config, current)
+        return Restored("loaded", current)
+    console.note(f"cannot restore from the saved tar: {problem}")
+    if rebuild is None:
+        raise StoreError(f"the saved image is unusable: {problem}", "rebuild: python -m imagebuild")
+    console.step("rebuilding the same versions from the build cache")
+    locked = dataclasses.replace(config, lock_file=store.root / CURRENT)
+    return Restored("built", rebuild(locked, current))
+
+
+def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
+    console.step(f"loading {m.tar}")
+    meter = console.progress("docker load", m.tar_bytes)
+    try:
+        engine.load(store.read_chunks(m, meter))
+    except EngineError as exc:
+        return f"docker load failed: {exc.what}"
+    meter.finish()
+    if not engine.image_id(m.image):
+        return f"{m.tar} loaded, but it does not hold {m.image}"
+    return None
+
+
+def _tag_latest(engine: Engine, config: BuildConfig, m: Manifest) -> None:
+    engine.tag(m.image, f"{config.image_repo}:latest")

@@ -1,0 +1,53 @@
+"""Pruning the local build cache to what its index still references, within a cap."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from imagebuild import cache
+
+
+def _blob(root: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    path = root / "blobs" / "sha256" / digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return f"sha256:{digest}"
+
+
+def _cache(root: Path) -> tuple[str, str, str]:
+    layer = _blob(root, b"layer" * 100)
+    config = _blob(root, json.dumps({"layers": []}).encode())
+    manifest = _blob(root, json.dumps({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"digest": config}, "layers": [{"digest": layer}],
+    }).encode())
+    index = {"manifests": [{"digest": manifest, "mediaType": "application/vnd.oci.image.index.v1+json"}]}
+    (root / "index.json").write_text(json.dumps(index))
+    return layer, config, manifest
+
+
+def test_cache_prune_removes_unreferenced(tmp_path: Path) -> None:
+    """Blobs the index no longer reaches are deleted; reachable ones stay."""
+    kept = _cache(tmp_path)
+    stale = _blob(tmp_path, b"old layer" * 1000)
+    (tmp_path / "ingest" / "x").mkdir(parents=True)
+    report = cache.prune(tmp_path, cap_bytes=1 << 30)
+    left = {p.name for p in (tmp_path / "blobs" / "sha256").iterdir()}
+    assert left == {d.split(":")[1] for d in kept}
+    assert stale.split(":")[1] not in left and not (tmp_path / "ingest").exists()
+    assert report.removed_blobs == 1 and report.after < report.before and not report.dropped
+
+
+def test_cache_prune_drops_cache_over_cap(tmp_path: Path) -> None:
+    """A cache still above the cap after pruning is dropped whole."""
+    _cache(tmp_path)
+    report = cache.prune(tmp_path, cap_bytes=10)
+    assert report.dropped and not tmp_path.exists()
+
+
+def test_cache_prune_without_cache_is_noop(tmp_path: Path) -> None:
+    """No index.json (no cache yet) means nothing to do."""
+    assert cache.prune(tmp_path / "none", cap_bytes=0) == cache.PruneReport(0, 0, 0)
