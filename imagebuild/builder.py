@@ -20,7 +20,7 @@ from imagebuild import cache, layers
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.engine import BuildRequest, Capabilities, Engine
-from imagebuild.errors import EngineError, StoreError, UsageError
+from imagebuild.errors import EngineError, StoreError
 from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
 from imagebuild.render import FINAL_STAGE, BuildDefinition, render
@@ -153,10 +153,6 @@ def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...
 def _secrets(config: BuildConfig, tmp: Path) -> tuple[str, ...]:
     out = []
     if config.ca_bundle:
-        if not os.access(config.ca_bundle, os.R_OK) or not config.ca_bundle.is_file():
-            raise UsageError(
-                f"cannot read the CA bundle {config.ca_bundle}", "pass a readable PEM file to --ca-bundle"
-            )
         out.append(f"id=ca-bundle,src={config.ca_bundle}")
     if config.build_env:
         env_file = tmp / "build-env"

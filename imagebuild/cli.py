@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from imagebuild import builder, resolve
-from imagebuild.config import CODE_SERVER_SOURCES, BuildConfig, from_env
+from imagebuild.config import CODE_SERVER_SOURCES, BuildConfig, check, from_env
 from imagebuild.console import Console
 from imagebuild.engine import Engine
 from imagebuild.errors import SagecodeError
@@ -109,11 +109,14 @@ def _restore(config: BuildConfig, args: argparse.Namespace, console: Console) ->
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s" if args.debug else "warning: %(message)s",
+    )
     console = Console(quiet=args.quiet)
     try:
         config = config_from_args(args, from_env())
+        check(config)
         return (_restore if args.command == "restore" else _build)(config, args, console)
     except SagecodeError as exc:
         if args.debug:

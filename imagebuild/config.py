@@ -110,3 +110,19 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> BuildConfig:
         github_token=env.get("GITHUB_TOKEN") or None,
         build_env={k: env[k] for k in PASSTHROUGH_ENV if env.get(k)},
     )
+
+
+def check(config: BuildConfig) -> None:
+    """Reject unusable input before any work starts (one-line errors)."""
+    bundle = config.ca_bundle
+    if bundle is not None and (not bundle.is_file() or not os.access(bundle, os.R_OK)):
+        raise UsageError(f"cannot read the CA bundle {bundle}", "pass a readable PEM file to --ca-bundle")
+    root = config.state.root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {root}: {exc.strerror}", "choose a writable --state-dir") from None
+    if not os.access(root, os.W_OK):
+        raise UsageError(f"{root} is not writable", "fix its permissions or choose another --state-dir")
+    if config.keep < 1 or config.cache_cap_mb < 0:
+        raise UsageError("--keep must be at least 1 and --cache-cap-mb not negative", "fix the flag")

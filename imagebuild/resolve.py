@@ -23,7 +23,8 @@ def resolve(config: BuildConfig, console: Console, npm: Optional[NpmClient] = No
     if config.lock_file:
         return _from_lock(config, wants)
     for want in wants:
-        validate_version(want.key, want.spec, ranges=want.source == "npm", example="4.139.1")
+        label = f"--{want.key}" if want.key == "code-server" else want.key
+        validate_version(label, want.spec, ranges=want.source == "npm", example="4.139.1")
     out: Versions = {}
     for want in wants:
         console.step(f"resolving {want.key} {want.spec}")

@@ -16,6 +16,7 @@ from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.engine import Engine
 from imagebuild.errors import EngineError, StoreError
+from imagebuild.layers import ORDER
 from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
 from imagebuild.store import CURRENT, ImageStore
@@ -52,7 +53,10 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
     if rebuild is None:
         raise StoreError(f"the saved image is unusable: {problem}", "rebuild: python -m imagebuild")
     console.step("rebuilding the same versions from the build cache")
-    locked = dataclasses.replace(config, lock_file=store.root / CURRENT)
+    locked = dataclasses.replace(
+        config, lock_file=store.root / CURRENT, base_image=current.base_image,
+        platform=current.platform, disabled=frozenset(ORDER) - set(current.layers),
+    )
     return Restored("built", rebuild(locked, current))
 
 

@@ -37,15 +37,19 @@ def test_cache_prune_removes_unreferenced(tmp_path: Path) -> None:
     report = cache.prune(tmp_path, cap_bytes=1 << 30)
     left = {p.name for p in (tmp_path / "blobs" / "sha256").iterdir()}
     assert left == {d.split(":")[1] for d in kept}
-    assert stale.split(":")[1] not in left and not (tmp_path / "ingest").exists()
-    assert report.removed_blobs == 1 and report.after < report.before and not report.dropped
+    assert stale.split(":")[1] not in left
+    assert not (tmp_path / "ingest").exists()
+    assert report.removed_blobs == 1
+    assert report.after < report.before
+    assert not report.dropped
 
 
 def test_cache_prune_drops_cache_over_cap(tmp_path: Path) -> None:
     """A cache still above the cap after pruning is dropped whole."""
     _cache(tmp_path)
     report = cache.prune(tmp_path, cap_bytes=10)
-    assert report.dropped and not tmp_path.exists()
+    assert report.dropped
+    assert not tmp_path.exists()
 
 
 def test_cache_prune_without_cache_is_noop(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ def test_enabled_unknown_layer_is_one_line_error(config: BuildConfig) -> None:
     """An unknown layer name is rejected with the list of known ones."""
     with pytest.raises(UsageError, match="unknown layer") as err:
         layers.enabled(dataclasses.replace(config, disabled=frozenset({"emacs"})))
-    assert "known layers" in str(err.value) and "\n" not in str(err.value)
+    assert "known layers" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_enabled_required_layer_cannot_go(config: BuildConfig) -> None:

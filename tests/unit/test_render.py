@@ -40,7 +40,8 @@ def test_render_build_tools_stay_in_builder(config: BuildConfig) -> None:
     """Compilers are installed in the code-server stage, never in base or the final stage."""
     text = render(layers.compose(config, VERSIONS), config.base_image).dockerfile
     base_and_final = text.split("FROM node AS code-server")[0] + text.split("AS image")[1]
-    assert "g++" in text and "g++" not in base_and_final
+    assert "g++" in text
+    assert "g++" not in base_and_final
 
 
 def test_render_version_change_touches_only_its_stage(config: BuildConfig) -> None:
@@ -48,7 +49,8 @@ def test_render_version_change_touches_only_its_stage(config: BuildConfig) -> No
     old = render(layers.compose(config, VERSIONS), config.base_image).dockerfile
     new = render(layers.compose(config, {**VERSIONS, "code-server": "4.140.0"}), config.base_image).dockerfile
     prefix = old.split("FROM node AS code-server")[0]
-    assert new.startswith(prefix) and old != new
+    assert new.startswith(prefix)
+    assert old != new
 
 
 def test_render_content_hash_follows_inputs(config: BuildConfig) -> None:
@@ -79,4 +81,5 @@ def test_render_without_layers(config: BuildConfig) -> None:
     """A minimal image (no node, no code-server) still has base and entrypoint."""
     small = dataclasses.replace(config, disabled=frozenset({"node", "code-server"}))
     text = render(layers.compose(small, VERSIONS), config.base_image).dockerfile
-    assert "AS node" not in text and 'ENTRYPOINT ["/usr/local/bin/sagecode-entrypoint"]' in text
+    assert "AS node" not in text
+    assert 'ENTRYPOINT ["/usr/local/bin/sagecode-entrypoint"]' in text

@@ -28,7 +28,8 @@ def test_store_commit_records_checksum(tmp_path: Path) -> None:
     store = ImageStore(tmp_path)
     store.prepare()
     saved = _save(store, "aaaa", b"image bytes")
-    assert saved.tar == "sagecode-aaaa.tar" and saved.tar_bytes == 11
+    assert saved.tar == "sagecode-aaaa.tar"
+    assert saved.tar_bytes == 11
     assert saved.tar_sha256 == file_sha256(tmp_path / saved.tar)
     assert store.current() == saved
     assert store.verify(saved) is None
@@ -61,7 +62,8 @@ def test_store_failed_write_keeps_previous(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="No space"):
         store.write_stream(iter([b"x", *broken()]), partial)
     assert not partial.exists()
-    assert store.current() == good and store.verify(good) is None
+    assert store.current() == good
+    assert store.verify(good) is None
 
 
 def test_store_prepare_removes_leftovers(tmp_path: Path) -> None:

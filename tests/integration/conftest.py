@@ -1,0 +1,90 @@
+"""Integration fixtures: the real engine, and the real image built once per test run.
+
+Tests that need the engine fail (not skip) when CI=true and the engine is missing, so a
+broken CI machine cannot pass by skipping everything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagebuild.manifest import Manifest
+from imagebuild.store import ImageStore
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_SCRIPT = Path(os.environ.get("SAGECODE_ENGINE_SCRIPT", ROOT.parent / "shared/tools/docker-engine.sh"))
+BASE_IMAGE = os.environ.get("SAGECODE_TEST_BASE_IMAGE", "local/debian:bookworm")
+CA_BUNDLE = os.environ.get("SAGECODE_TEST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip a test whose prerequisite is missing, but fail it in CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{why} (CI must provide it)")
+    pytest.skip(why)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run engine-wiping tests last: they destroy images the other tests share."""
+    items.sort(key=lambda item: item.get_closest_marker("wipe") is not None)
+
+
+def engine_up() -> bool:
+    """True when a Docker engine answers."""
+    try:
+        probe = subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A running Docker engine with buildx and the local base image."""
+    need(engine_up(), "no Docker engine (run ../shared/tools/docker-engine.sh)")
+    found = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], check=False, capture_output=True)
+    need(found.returncode == 0, f"base image {BASE_IMAGE} missing (docker-engine.sh --base-image)")
+
+
+def build_args() -> list[str]:
+    """Flags that make a build work on a machine with no registry or GitHub access."""
+    args = ["--base-image", BASE_IMAGE, "--code-server-source", "npm"]
+    if Path(CA_BUNDLE).is_file():
+        args += ["--ca-bundle", CA_BUNDLE]
+    return args
+
+
+def imagebuild(
+    state: Path, *args: str, check: bool = True, timeout: float = 3600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m imagebuild`` as a user would, with ``state`` as the state dir."""
+    cmd = [sys.executable, "-m", "imagebuild", "--state-dir", str(state), *args]
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def image_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """State dir for the shared developer image (reused across local runs to save time)."""
+    keep = os.environ.get("SAGECODE_TEST_STATE")
+    return Path(keep) if keep else tmp_path_factory.mktemp("image-state")
+
+
+@pytest.fixture(scope="session")
+def dev_image(docker_engine: None, image_state: Path) -> Iterator[Manifest]:
+    """The full developer image, built once per run through the real CLI."""
+    imagebuild(image_state, *build_args())
+    current = ImageStore(image_state / "images").current()
+    assert current is not None
+    return current
