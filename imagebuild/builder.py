@@ -79,6 +79,7 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
                     no_cache: bool) -> Manifest:
     caps = engine.capabilities()
     _preflight(caps, store, console)
+    engine.ensure_image(p.config.base_image)
     tar = store.partial_path(p.definition.short)
     with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
         request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache)

@@ -136,6 +136,19 @@ class Engine:
             return None
         return self._call("docker image inspect", lambda: self.docker.image.inspect(ref).id)
 
+    def ensure_image(self, ref: str) -> None:
+        """Pull ``ref`` unless the engine has it; a failure names the flag that helps."""
+        if self.image_id(ref):
+            return
+        try:
+            self.docker.image.pull(ref, quiet=True)
+        except DockerException as exc:
+            raise EngineError(
+                f"cannot get the base image {ref}: {_engine_error('docker pull', exc).what}",
+                "pass --base-image with an image this engine has or can pull "
+                "(e.g. --base-image local/debian:bookworm)",
+            ) from exc
+
     def labels(self, ref: str) -> Mapping[str, str]:
         """The image's labels."""
         image = self._call("docker image inspect", lambda: self.docker.image.inspect(ref))

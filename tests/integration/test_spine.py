@@ -113,3 +113,14 @@ def test_restore_corrupt_tar_rebuilds_from_persisted_cache(small: Path) -> None:
     assert apt_step
     assert any("CACHED" in ln for ln in result.stderr.splitlines())
     assert ImageStore(small / "images").verify(_current(small)) is None
+
+
+def test_missing_base_image_names_the_flag(docker_engine: None, tmp_path: Path) -> None:
+    """A base image the engine neither has nor can pull is one line naming --base-image."""
+    result = imagebuild(tmp_path, *SMALL, "--base-image", "sagecode-test/no-such-image:1", check=False)
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2
+    assert len(errors) == 1
+    assert "cannot get the base image sagecode-test/no-such-image:1" in errors[0]
+    assert "--base-image" in errors[0].split("(pass", 1)[1]
+    assert not list((tmp_path / "images").glob("*.tar"))
