@@ -45,8 +45,14 @@ class Capabilities:
 
     @property
     def multi_output(self) -> bool:
-        """One build can both load the image and write its tar (buildx >= 0.13)."""
-        return self.can_export_cache and _version_tuple(self.buildx_version) >= (0, 13)
+        """One build both stores the image in the engine and writes its tar.
+
+        Only the docker driver on the containerd store exports ``type=image`` straight
+        into the engine; buildx 0.13 added several outputs per build. Other builders load
+        with ``--load`` and save with ``docker save``.
+        """
+        recent = _version_tuple(self.buildx_version) >= (0, 13)
+        return self.driver == "docker" and self.containerd_store and recent
 
     @property
     def too_old(self) -> bool:

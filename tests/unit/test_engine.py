@@ -1,0 +1,57 @@
+"""Engine capabilities and the buildx argv, as plain data (no engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagebuild.engine import BuildRequest, Capabilities
+
+
+@pytest.mark.parametrize(
+    ("driver", "containerd", "buildx", "cache", "multi"),
+    [
+        ("docker", True, "v0.13.1", True, True),
+        ("docker", False, "v0.13.1", False, False),
+        ("docker", True, "v0.12.0", True, False),
+        ("docker-container", False, "v0.20.0", True, False),
+    ],
+)
+def test_capabilities_decide_cache_and_outputs(driver: str, containerd: bool, buildx: str,
+                                               cache: bool, multi: bool) -> None:
+    """Cache export needs containerd for the docker driver; one-build save needs that and 0.13."""
+    caps = Capabilities("26.1.5", buildx, driver, containerd)
+    assert caps.can_export_cache is cache
+    assert caps.multi_output is multi
+
+
+@pytest.mark.parametrize(
+    ("version", "old"), [("20.10.9", True), ("20.10.10", False), ("26.1.5+dfsg1", False)]
+)
+def test_capabilities_flag_engines_without_clone3(version: str, old: bool) -> None:
+    """Engines before 20.10.10 block clone3 and are refused."""
+    assert Capabilities(version, "v0.13", "docker", True).too_old is old
+
+
+def test_build_request_argv_with_tar_and_cache(tmp_path: Path) -> None:
+    """One build stores the image, writes the tar and exports the cache; secrets by id only."""
+    req = BuildRequest(context=tmp_path, tags=("sagecode:abc",), target="image",
+                       labels={"b": "2", "a": "1"}, secrets=("id=ca-bundle,src=/ca.pem",),
+                       cache_from=("type=local,src=/c",), cache_to="type=local,dest=/c,mode=max",
+                       tar=tmp_path / "x.tar", tar_options="compression=zstd")
+    assert req.argv() == [
+        "buildx", "build", "--progress", "plain", "--provenance=false", "--tag=sagecode:abc",
+        "--label=a=1", "--label=b=2", "--secret=id=ca-bundle,src=/ca.pem",
+        "--cache-from=type=local,src=/c", "--cache-to=type=local,dest=/c,mode=max", "--target=image",
+        "--output=type=image,name=sagecode:abc",
+        f"--output=type=docker,dest={tmp_path / 'x.tar'},compression=zstd",
+        str(tmp_path),
+    ]
+
+
+def test_build_request_argv_load_only(tmp_path: Path) -> None:
+    """Without a tar the image is loaded with --load (any builder)."""
+    argv = BuildRequest(context=tmp_path, tags=("t",)).argv()
+    assert "--load" in argv
+    assert not [a for a in argv if a.startswith("--output")]
