@@ -53,6 +53,11 @@ class StatePaths:
         return self.root / "logs"
 
     @property
+    def venv(self) -> Path:
+        """The project's own virtual environment (its ``bin/code-server`` is the wrapper)."""
+        return self.root / "venv"
+
+    @property
     def run(self) -> Path:
         """Locks, heartbeats and other small run-time files."""
         return self.root / "run"
