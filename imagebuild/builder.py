@@ -7,7 +7,7 @@ committed: a failed build changes nothing the wrapper relies on.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shlex
 import tempfile
@@ -23,6 +23,7 @@ from imagebuild.engine import BuildRequest, Capabilities, Engine
 from imagebuild.errors import EngineError, StoreError
 from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
+from imagebuild.registry import manifest_labels
 from imagebuild.render import FINAL_STAGE, BuildDefinition, render
 from imagebuild.store import ImageStore
 
@@ -98,6 +99,21 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     return saved
 
 
+def push(p: Plan, engine: Engine, refs: list[str], console: Console) -> None:
+    """Push the built image under ``refs``: the same build again, exported to the registry.
+
+    Every step is cached by the build just made, so this only compresses and uploads.
+    """
+    caps = engine.capabilities()
+    with tempfile.TemporaryDirectory(prefix="sagecode-push-") as tmp:
+        request = dataclasses.replace(
+            _request(p, caps, Path(tmp), None, no_cache=False),
+            tags=tuple(refs), load=False, push=True, cache_to="",
+        )
+        console.step(f"pushing {', '.join(refs)}")
+        engine.build(request, console.line)
+
+
 def _preflight(caps: Capabilities, store: ImageStore, console: Console) -> None:
     if caps.too_old:
         raise EngineError(
@@ -129,8 +145,7 @@ def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
         context=context,
         tags=(p.image,),
         target=FINAL_STAGE,
-        labels={"org.sagecode.content": p.definition.content,
-                "org.sagecode.versions": json.dumps(dict(sorted(p.versions.items())))},
+        labels=manifest_labels(p.manifest()),
         secrets=_secrets(p.config, tmp),
         cache_from=cache_from,
         cache_to=cache_to,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from imagebuild import builder, resolve
+from imagebuild import builder, registry, resolve
 from imagebuild.config import CODE_SERVER_SOURCES, BuildConfig, check, from_env
 from imagebuild.console import Console
 from imagebuild.engine import Engine
@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-bundle", type=Path, help="CA bundle every download in the build trusts")
     p.add_argument("--lock", type=Path, help="rebuild the versions recorded in this manifest/lock")
     p.add_argument("--platform", choices=("amd64", "arm64"), help="target architecture (default: host)")
+    p.add_argument("--push", metavar="REPO", help="push the built image to REPO with tags from the lock")
+    p.add_argument("--pull", metavar="REF", help="restore: pull REF (tag or digest) and save it, no build")
     p.add_argument("--no-cache", action="store_true", help="ignore the build cache")
     p.add_argument("--no-build", action="store_true", help="restore: fail instead of rebuilding")
     p.add_argument("--dry-run", action="store_true", help="resolve versions, print the plan, build nothing")
@@ -70,6 +72,8 @@ def config_from_args(args: argparse.Namespace, base: BuildConfig) -> BuildConfig
     for arg, name in simple.items():
         if getattr(args, arg) is not None:
             changes[name] = getattr(args, arg)
+    if args.pull:
+        changes["image_ref"] = args.pull
     if args.state_dir is not None:
         changes["state"] = StatePaths(args.state_dir.expanduser())
     off = {x.strip() for item in args.without for x in item.split(",") if x.strip()}
@@ -79,7 +83,9 @@ def config_from_args(args: argparse.Namespace, base: BuildConfig) -> BuildConfig
 
 
 def _rebuild(engine: Engine, console: Console, no_cache: bool) -> Rebuild:
-    def run(config: BuildConfig, _old: Manifest) -> Manifest:
+    def run(config: BuildConfig, _old: Optional[Manifest]) -> Manifest:
+        if config.image_ref:
+            return registry.pull_and_save(config, engine, config.image_ref, console)
         versions = resolve.resolve(config, console)
         return builder.build(builder.plan(config, versions), engine, console, no_cache=no_cache)
 
@@ -87,19 +93,31 @@ def _rebuild(engine: Engine, console: Console, no_cache: bool) -> Rebuild:
 
 
 def _build(config: BuildConfig, args: argparse.Namespace, console: Console) -> int:
+    if args.push:
+        registry.check_repo(args.push)
     versions = resolve.resolve(config, console)
     p = builder.plan(config, versions)
     if args.dry_run:
         console.result(p.manifest().to_json().rstrip())
         console.result(p.definition.dockerfile.rstrip())
         return 0
-    saved = builder.build(p, Engine(), console, no_cache=args.no_cache)
+    engine = Engine()
+    saved = builder.build(p, engine, console, no_cache=args.no_cache)
+    if args.push:
+        refs = registry.publish_tags(args.push, saved)
+        builder.push(p, engine, refs, console)
+        for ref in refs:
+            console.result(f"pushed {ref}")
     console.result(f"{saved.image} ready; saved as {config.state.images / saved.tar}")
     return 0
 
 
 def _restore(config: BuildConfig, args: argparse.Namespace, console: Console) -> int:
     engine = Engine()
+    if args.pull:
+        saved = registry.pull_and_save(config, engine, args.pull, console)
+        console.result(f"{saved.image} pulled")
+        return 0
     rebuild = None if args.no_build else _rebuild(engine, console, args.no_cache)
     done = restore(config, engine, console, rebuild)
     console.result(f"{done.manifest.image} {done.action}")

@@ -54,6 +54,8 @@ class BuildConfig:
     image_name: str = "sagecode"
     #: Registry reference for the build cache instead of the local cache directory.
     cache_ref: Optional[str] = None
+    #: Image to pull (tag or digest) when restoring finds nothing usable, instead of building.
+    image_ref: Optional[str] = None
     #: Upper bound for the local build cache, in MiB.
     cache_cap_mb: int = 6144
     #: How many saved image tars to keep (newest first).
@@ -102,6 +104,7 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> BuildConfig:
         code_server_source=env.get("SAGECODE_CODE_SERVER_SOURCE") or "auto",
         disabled=disabled,
         cache_ref=env.get("SAGECODE_CACHE_REF") or None,
+        image_ref=env.get("SAGECODE_IMAGE_REF") or None,
         cache_cap_mb=_int(env, "SAGECODE_CACHE_CAP_MB", 6144),
         keep=_int(env, "SAGECODE_KEEP_IMAGES", 1),
         ca_bundle=_path(env, "SAGECODE_CA_BUNDLE"),

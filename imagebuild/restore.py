@@ -21,7 +21,8 @@ from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
 from imagebuild.store import CURRENT, ImageStore
 
-Rebuild = Callable[[BuildConfig, Manifest], Manifest]
+# Makes the image some other way (a rebuild, or a pull); gets the unusable manifest if any.
+Rebuild = Callable[[BuildConfig, Optional[Manifest]], Manifest]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
     with exclusive(config.state.run / "build.lock", 3600.0,
                    lambda: console.step("waiting for a build or restore to finish")):
         current = store.current()
+        if current is None and rebuild is not None and config.image_ref:
+            return Restored("pulled", rebuild(config, None))
         if current is None:
             raise StoreError(f"no saved image in {store.root}", "build one: python -m imagebuild")
         if engine.image_id(current.image):
@@ -52,6 +55,8 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
     console.note(f"cannot restore from the saved tar: {problem}")
     if rebuild is None:
         raise StoreError(f"the saved image is unusable: {problem}", "rebuild: python -m imagebuild")
+    if config.image_ref:
+        return Restored("pulled", rebuild(config, current))
     console.step("rebuilding the same versions from the build cache")
     locked = dataclasses.replace(
         config, lock_file=store.root / CURRENT, base_image=current.base_image,

@@ -55,3 +55,13 @@ def test_build_request_argv_load_only(tmp_path: Path) -> None:
     argv = BuildRequest(context=tmp_path, tags=("t",)).argv()
     assert "--load" in argv
     assert not [a for a in argv if a.startswith("--output")]
+
+
+def test_build_request_argv_push_uses_gzip_oci(tmp_path: Path) -> None:
+    """A push exports every tag in one image output with gzip layers and OCI media types."""
+    argv = BuildRequest(context=tmp_path, tags=("r/s:1", "r/s:latest"), load=False, push=True).argv()
+    outputs = [a for a in argv if a.startswith("--output")]
+    assert outputs == [
+        '--output=type=image,"name=r/s:1,r/s:latest",push=true,'
+        "compression=gzip,force-compression=true,oci-mediatypes=true"
+    ]

@@ -1,0 +1,136 @@
+"""Build once, use everywhere, for real: a local registry on 127.0.0.1 (distribution v2).
+
+Build and push with registry cache; a second machine (fresh state, image gone) pulls
+instead of building and saves the tar so later restarts are offline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagebuild.store import ImageStore
+from tests.integration.conftest import build_args, imagebuild, need
+from tests.integration.test_spine import simulate_restart
+
+pytestmark = pytest.mark.engine
+SMALL = ("--without", "node,code-server")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _catalog(registry: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{registry}/v2/_catalog", timeout=5) as r:
+        return list(json.load(r)["repositories"])
+
+
+@pytest.fixture(scope="module")
+def registry(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A distribution registry on a loopback port, storing in a temp dir."""
+    binary = shutil.which("docker-registry")
+    need(binary is not None, "docker-registry is not installed (docker-engine.sh installs it)")
+    assert binary is not None
+    root = tmp_path_factory.mktemp("registry")
+    addr = f"127.0.0.1:{_free_port()}"
+    (root / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: {addr}\nlog:\n  level: warn\n"
+    )
+    proc = subprocess.Popen([binary, "serve", str(root / "config.yml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            _catalog(addr)
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield addr
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A small image built with registry cache and pushed; returns (registry, image tag)."""
+    state = tmp_path_factory.mktemp("publisher")
+    result = imagebuild(state, *build_args(), *SMALL, "--push", f"{registry}/sagecode",
+                        "--cache-ref", f"{registry}/sagecode-cache:buildcache")
+    current = ImageStore(state / "images").current()
+    assert current is not None
+    assert f"pushed {registry}/sagecode:latest" in result.stdout
+    assert f"pushed {registry}/sagecode:{current.content[:12]}" in result.stdout
+    return registry, current.image
+
+
+def _forget(*refs: str) -> None:
+    subprocess.run(["docker", "rmi", "-f", *refs], check=False, capture_output=True)
+
+
+def test_push_publishes_image_and_cache(pushed: tuple[str, str]) -> None:
+    """The registry holds the image and the build cache under their repositories."""
+    registry, _ = pushed
+    assert {"sagecode", "sagecode-cache"} <= set(_catalog(registry))
+
+
+def test_restore_pulls_instead_of_building(pushed: tuple[str, str], tmp_path: Path) -> None:
+    """A machine with no image pulls the published one, saves its tar, then restores offline."""
+    registry, image = pushed
+    _forget(image, "sagecode:latest", f"{registry}/sagecode:latest")
+    result = imagebuild(tmp_path, "restore", "--pull", f"{registry}/sagecode:latest")
+    assert result.stdout.strip() == f"{image} pulled"
+    store = ImageStore(tmp_path / "images")
+    current = store.current()
+    assert current is not None
+    assert current.image == image
+    assert store.verify(current) is None
+    _forget(image, "sagecode:latest", f"{registry}/sagecode:latest")
+    again = imagebuild(tmp_path, "restore", "--no-build")
+    assert again.stdout.strip() == f"{image} loaded"
+    ran = subprocess.run(["docker", "run", "--rm", image, "echo", "ok"], check=False,
+                         capture_output=True, text=True)
+    assert ran.stdout == "ok\n"
+
+
+def test_image_ref_env_pulls_on_first_restore(pushed: tuple[str, str], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SAGECODE_IMAGE_REF set, a restore with nothing saved pulls instead of failing."""
+    registry, image = pushed
+    monkeypatch.setenv("SAGECODE_IMAGE_REF", f"{registry}/sagecode:latest")
+    result = imagebuild(tmp_path, "restore")
+    assert result.stdout.strip() == f"{image} pulled"
+
+
+def test_push_rejects_tagged_repo(docker_engine: None, tmp_path: Path) -> None:
+    """--push takes a repository; a tag is a one-line error before anything is built."""
+    result = imagebuild(tmp_path, *SMALL, "--push", "127.0.0.1:1/sagecode:v1", check=False)
+    assert result.returncode == 2
+    assert "is not a repository name" in result.stderr
+    assert "resolving" not in result.stderr
+
+
+@pytest.mark.wipe
+def test_second_machine_builds_from_registry_cache(pushed: tuple[str, str], tmp_path: Path) -> None:
+    """After a wipe, a build on a fresh state dir takes every step from the registry cache."""
+    registry, image = pushed
+    simulate_restart()
+    result = imagebuild(tmp_path, *build_args(), *SMALL,
+                        "--cache-ref", f"{registry}/sagecode-cache:buildcache")
+    assert f"importing cache manifest from {registry}/sagecode-cache:buildcache" in result.stderr
+    apt = [ln for ln in result.stderr.splitlines() if "apt-install.sh" in ln and ln.startswith("#")]
+    assert apt
+    step = apt[0].split()[0]
+    assert f"{step} CACHED" in result.stderr
+    assert ImageStore(tmp_path / "images").current().image == image  # type: ignore[union-attr]
