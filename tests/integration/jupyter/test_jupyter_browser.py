@@ -1,0 +1,88 @@
+"""The launcher card as a user meets it: headless Chromium (Debian's) driving the real JupyterLab."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.integration.conftest import need
+from tests.integration.jupyter.conftest import Jupyter
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = [pytest.mark.jupyter, pytest.mark.browser]
+
+CHROMIUM = Path(os.environ.get("SAGECODE_CHROMIUM", "/usr/bin/chromium"))
+# The flags Debian's Chromium needs to run headless as root in a container, and no
+# background traffic: this machine reaches only package registries.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright; Playwright never downloads a browser here."""
+    need(CHROMIUM.is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    need(importlib.util.find_spec("playwright") is not None, "no playwright (pip install playwright)")
+    # Imported here, once known to be there: a missing playwright then fails in CI and
+    # skips elsewhere, instead of breaking the collection of every test.
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def lab(browser: Browser, jupyter: Jupyter) -> Iterator[Page]:
+    """JupyterLab's launcher, logged in with the token."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{jupyter.url}lab?token={jupyter.token}")
+    page.locator(".jp-LauncherCard").first.wait_for()
+    yield page
+    page.close()
+
+
+def test_launcher_has_one_code_server_card_with_its_icon(lab: Page) -> None:
+    """The launcher shows exactly one "Code Server" card, and its icon image is loaded and visible."""
+    cards = lab.locator(".jp-LauncherCard").filter(has_text="Code Server")
+    assert cards.count() == 1
+    icon = cards.locator(".jp-LauncherCard-icon img")
+    icon.wait_for(state="visible")
+    assert icon.evaluate("img => img.complete && img.naturalWidth > 0")
+    screenshot(lab, "jupyter-launcher.png")
+
+
+def test_card_opens_the_editor_in_a_jupyterlab_tab(lab: Page, workspace: Path) -> None:
+    """Clicking the card opens the editor inside JupyterLab, on the workspace, with a live websocket."""
+    lab.locator(".jp-LauncherCard").filter(has_text="Code Server").click()
+    tab = lab.locator(".lm-TabBar-tab.lm-mod-current", has_text="Code Server")
+    tab.wait_for()
+    editor = lab.frame_locator(".jp-ServerProxy iframe")
+    editor.locator("#standin").wait_for()
+    assert editor.locator("#folder").inner_text() == str(workspace)
+    editor.locator("#ws", has_text="websocket: echo: ping").wait_for()
+    screenshot(lab, "jupyter-code-server-tab.png")
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Keep what the user would see, under artifacts/ (git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
