@@ -30,6 +30,9 @@ from imagebuild.store import ImageStore
 # zstd with OCI media types loads fastest here; zstd with Docker media types breaks runs.
 TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 LOCK_WAIT_S = 3600.0
+# max keeps every builder stage, so a rebuild after a restart reuses compiled code-server.
+# (Its export cost grows with the number of final-stage steps: see render.py.)
+CACHE_MODE = os.environ.get("SAGECODE_CACHE_MODE", "max")
 MIN_FREE = 3 << 30
 
 
@@ -158,12 +161,12 @@ def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
 def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...], str]:
     if config.cache_ref:
         ref = config.cache_ref
-        return (f"type=registry,ref={ref}",), f"type=registry,ref={ref},mode=max"
+        return (f"type=registry,ref={ref}",), f"type=registry,ref={ref},mode={CACHE_MODE}"
     if not caps.can_export_cache:
         return (), ""
     local = config.state.cache
     sources = (f"type=local,src={local}",) if (local / "index.json").is_file() else ()
-    return sources, f"type=local,dest={local},mode=max"
+    return sources, f"type=local,dest={local},mode={CACHE_MODE}"
 
 
 def _secrets(config: BuildConfig, tmp: Path) -> tuple[str, ...]:
