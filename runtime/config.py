@@ -13,6 +13,7 @@ Every knob is a ``SAGECODE_*`` variable; the defaults suit a notebook instance.
 | ``SAGECODE_EXTRA_MOUNTS`` | (empty) | comma-separated ``HOST[:CONTAINER][:ro]`` bind mounts |
 | ``SAGECODE_GPUS`` | ``auto`` | ``auto`` (when the NVIDIA runtime is there), ``all`` or ``none`` |
 | ``SAGECODE_NETWORK`` | ``bridge`` | ``host`` where the engine allows it (rootful only) |
+| ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` | ``http://169.254.169.254`` | the SDKs' own; ``doctor`` probes it |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from runtime.usermap import HostUser
 
 DEFAULT_CONTAINER = "sagecode"
 DEFAULT_IMAGE_WAIT = 300.0
+DEFAULT_IMDS = "http://169.254.169.254"
 GPU_CHOICES = ("auto", "all", "none")
 NETWORK_CHOICES = ("bridge", "host")
 # Passed to the container only when set on the host: proxies and the extension gallery
@@ -76,6 +78,7 @@ class RuntimeConfig:
     gpus: str = "auto"
     network: str = "bridge"
     passthrough_env: tuple[tuple[str, str], ...] = ()
+    imds_endpoint: str = DEFAULT_IMDS
 
 
 def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser] = None) -> RuntimeConfig:
@@ -96,6 +99,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser
         gpus=_choice(env, "SAGECODE_GPUS", GPU_CHOICES),
         network=_choice(env, "SAGECODE_NETWORK", NETWORK_CHOICES),
         passthrough_env=tuple((k, env[k]) for k in PASSTHROUGH_ENV if env.get(k)),
+        imds_endpoint=env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_IMDS,
     )
 
 

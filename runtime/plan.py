@@ -30,6 +30,7 @@ from typing import Optional
 from imagebuild.errors import UsageError
 from runtime.args import BindAddr, CodeServerArgs
 from runtime.config import Mount, RuntimeConfig
+from runtime.heartbeat import data_home, user_data_dir
 from runtime.usermap import UserMapping
 
 ROLE_LABEL = "org.sagecode.role"
@@ -113,9 +114,14 @@ def gpu_flags(config: RuntimeConfig, facts: HostFacts) -> list[str]:
 
 
 def env_flags(config: RuntimeConfig, mapping: UserMapping) -> list[str]:
-    """HOME on the volume, the shell, the user to drop to, and the host's proxy settings."""
+    """HOME on the volume, the shell, the user to drop to, and the host's proxy settings.
+
+    ``XDG_DATA_HOME`` is pinned to its default under that HOME: code-server writes its
+    heartbeat there (not in ``--user-data-dir``), and the host's idle check reads it.
+    """
     env = [
         ("HOME", str(config.state.home)),
+        ("XDG_DATA_HOME", str(data_home(config.state.home))),
         ("SHELL", SHELL),
         ("TERM", TERM),
         *mapping.env,
@@ -180,9 +186,9 @@ def listen_port(args: CodeServerArgs) -> int:
 
 def code_server_flags(config: RuntimeConfig, args: CodeServerArgs, mapping: UserMapping) -> list[str]:
     """code-server's command line inside the container (the entrypoint runs it for ``-`` args)."""
-    # code-server's own default under HOME, spelled out so that its heartbeat file (which
-    # the idle check on the host reads) stays there whatever the image sets XDG_* to.
-    data_dir = config.state.home / ".local" / "share" / "code-server"
+    # code-server's own default under HOME, spelled out: settings and extensions stay on
+    # the volume whatever the image sets XDG_* to.
+    data_dir = user_data_dir(config.state.home)
     defaults = {
         "--disable-telemetry": [],
         "--disable-update-check": [],

@@ -9,7 +9,12 @@ It stays in the foreground for the container's whole life, so JSP supervises it:
 3. plan ``docker run`` from the engine's facts (user mapping, GPUs);
 4. take the editor lock: a live wrapper holding it is asked to stop (the newest launch
    wins, so two launches end with one editor), a leftover container is removed;
-5. run the container attached; SIGTERM/SIGINT/SIGHUP stop it within seconds.
+5. run the container attached, its output copied to stderr (JSP puts it in Jupyter's
+   log) and to ``logs/editor.log`` on the volume; SIGTERM/SIGINT/SIGHUP stop it within
+   seconds.
+
+Start-up is kept cheap (about 0.1 s to the first engine call): nothing heavy is imported
+(no python-on-whales: ``runtime.container`` runs the docker CLI itself).
 
 Exit status: 0 when asked to stop (JSP must not restart a superseded editor), the
 container's status when it ends by itself, 1 on an error (one line on stderr).
@@ -29,21 +34,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Optional
 
-from imagebuild.engine import Engine
-from imagebuild.errors import SagecodeError, StoreError
+from imagebuild.errors import SagecodeError
 from imagebuild.locking import exclusive
-from imagebuild.store import ImageStore
 from runtime.args import CodeServerArgs, parse_args
 from runtime.config import RuntimeConfig, load_config
 from runtime.container import Containers
-from runtime.engineinfo import has_nvidia_runtime
+from runtime.engineinfo import Info, has_nvidia_runtime
 from runtime.home import setup_home
-from runtime.plan import CONTENT_LABEL, OPT_ML, HostFacts, Image, engine_socket, run_argv, uses_host_network
+from runtime.images import select_image
+from runtime.logfiles import EDITOR_LOG, WRAPPER_LOG, WRAPPER_LOG_CAP, rotate, tee
+from runtime.plan import OPT_ML, HostFacts, Image, engine_socket, run_argv, uses_host_network
 from runtime.usermap import user_mapping
 
 LOCK_FILE = "editor.lock"
 PID_FILE = "editor.pid"
-LOG_FILE = "wrapper.log"
 STOP_SECONDS = 10  # docker stop's grace before it kills code-server
 SUPERSEDE_SECONDS = 3.0 * STOP_SECONDS  # how long a new launch waits for the old one to go
 POLL_SECONDS = 0.5
@@ -55,36 +59,21 @@ MIN_LIFETIME = 10.0
 class Wrapper:
     """One launch of the editor."""
 
-    def __init__(
-        self, config: RuntimeConfig, containers: Containers, engine: Engine, log: logging.Logger
-    ) -> None:
+    def __init__(self, config: RuntimeConfig, containers: Containers, log: logging.Logger) -> None:
         self.config = config
         self.containers = containers
-        self.engine = engine
         self.log = log
 
     def run(self, args: CodeServerArgs) -> int:
         """Set up, start and supervise the container; returns the exit status."""
         setup_home(self.config.state.home)
-        argv = self.plan(args, self.image())
+        argv = self.plan(args, select_image(self.config, self.containers, self.log))
         run = self.config.state.run
         with exclusive(run / LOCK_FILE, SUPERSEDE_SECONDS, self._supersede):
             (run / PID_FILE).write_text(f"{os.getpid()}\n")
             self.containers.remove(self.config.container_name)  # left by a killed wrapper
+            rotate(self.config.state.logs / EDITOR_LOG)
             return self.supervise(argv)
-
-    def image(self) -> Image:
-        """The image to run, restored into the engine when a restart wiped it."""
-        if self.config.image:
-            return self._named_image(self.config.image)
-        manifest = ImageStore(self.config.state.images).current()
-        if manifest is None:
-            raise StoreError("no sagecode image has been built yet", "build it: python -m imagebuild")
-        if not self.engine.image_id(manifest.image):
-            self._restore(manifest.image)
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest.versions.items()))
-        self.log.info("running %s (%s)", manifest.image, versions or "no versions recorded")
-        return Image(manifest.image, manifest.content)
 
     def plan(self, args: CodeServerArgs, image: Image) -> list[str]:
         """The ``docker run`` argv for this engine and host."""
@@ -98,28 +87,32 @@ class Wrapper:
             self.log.warning(
                 "host networking is not the host's on a %s engine: using bridge", mapping.mode.value
             )
-        facts = HostFacts(
-            opt_ml=OPT_ML.is_dir(), nvidia=has_nvidia_runtime(info), docker_socket_gid=self._socket_gid()
-        )
-        return run_argv(self.config, args, mapping, image, facts)
+        return run_argv(self.config, args, mapping, image, host_facts(self.config, info))
 
     def supervise(self, argv: Sequence[str]) -> int:
-        """Run the container until it ends or a signal asks it to stop."""
+        """Run the container until it ends or a signal asks it to stop; its output goes to the log."""
         stopping = threading.Event()
-        with _signals_set(stopping):
-            started = time.monotonic()
+        started = time.monotonic()
+        with _signals_set(stopping), (self.config.state.logs / EDITOR_LOG).open("ab") as log:
             process = self.containers.start(argv)
+            assert process.stdout is not None  # start() pipes it; this tells the type checker
+            copier = tee(process.stdout, (sys.stderr.buffer, log))
             while process.poll() is None and not stopping.wait(POLL_SECONDS):
                 pass
             if stopping.is_set():
-                return self._stop(process)
-        status = process.returncode if process.returncode >= 0 else 1  # < 0: docker was killed
-        self.log.info("the editor container ended with status %s", process.returncode)
+                self._stop(process)
+            copier.join(STOP_SECONDS)  # the last lines, which docker wrote before it exited
+        return 0 if stopping.is_set() else self._ended(process.returncode, started)
+
+    def _ended(self, returncode: int, started: float) -> int:
+        """The status of a container that ended by itself (< 0: docker itself was killed)."""
+        self.log.info("the editor container ended with status %s", returncode)
+        status = returncode if returncode >= 0 else 1
         if status and time.monotonic() - started < MIN_LIFETIME:
             time.sleep(MIN_LIFETIME - (time.monotonic() - started))  # pace JSP's instant restarts
         return status
 
-    def _stop(self, process: subprocess.Popen[bytes]) -> int:
+    def _stop(self, process: subprocess.Popen[bytes]) -> None:
         self.log.info("stopping the editor container")
         self.containers.stop(self.config.container_name, STOP_SECONDS)
         try:
@@ -127,40 +120,6 @@ class Wrapper:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        return 0
-
-    def _named_image(self, ref: str) -> Image:
-        if not self.engine.image_id(ref):
-            raise StoreError(f"SAGECODE_IMAGE={ref} is not in the engine", "load or build it, or unset it")
-        self.log.info("running %s (from SAGECODE_IMAGE)", ref)
-        return Image(ref, self.engine.labels(ref).get(CONTENT_LABEL, ""))
-
-    def _restore(self, ref: str) -> None:
-        wait = self.config.image_wait_seconds
-        self.log.info("%s is not in the engine: restoring it (up to %.0f s)", ref, wait)
-        state = str(self.config.state.root)
-        command = [
-            sys.executable,
-            "-m",
-            "imagebuild",
-            "restore",
-            "--no-build",
-            "--quiet",
-            "--state-dir",
-            state,
-        ]
-        try:
-            self._logged(command, wait)
-        except subprocess.TimeoutExpired:
-            raise StoreError(f"{ref} was not restored within {wait:.0f} s", _SEE_LOG) from None
-        if not self.engine.image_id(ref):
-            raise StoreError(f"{ref} could not be restored", _SEE_LOG)
-
-    def _logged(self, command: Sequence[str], timeout: float) -> None:
-        """Run ``command`` with its output appended to the wrapper's log on the volume."""
-        self.config.state.logs.mkdir(parents=True, exist_ok=True)
-        with (self.config.state.logs / LOG_FILE).open("ab") as out:
-            subprocess.run(command, stdout=out, stderr=out, timeout=timeout, check=False)
 
     def _supersede(self) -> None:
         """Ask the wrapper holding the lock to stop its editor, so this launch takes over."""
@@ -170,12 +129,12 @@ class Wrapper:
                 self.log.info("another editor (wrapper %d) is running: replacing it", pid)
                 os.kill(pid, signal.SIGTERM)
 
-    def _socket_gid(self) -> Optional[int]:
-        socket = engine_socket(self.config.docker_host) if self.config.docker_socket else None
-        return socket.stat().st_gid if socket is not None and socket.exists() else None
 
-
-_SEE_LOG = "see logs/wrapper.log in the state folder, or run: python -m imagebuild restore"
+def host_facts(config: RuntimeConfig, info: Info) -> HostFacts:
+    """What the plan needs from this host and engine (shared with ``sagecode shell``)."""
+    socket = engine_socket(config.docker_host) if config.docker_socket else None
+    gid = socket.stat().st_gid if socket is not None and socket.exists() else None
+    return HostFacts(opt_ml=OPT_ML.is_dir(), nvidia=has_nvidia_runtime(info), docker_socket_gid=gid)
 
 
 @contextlib.contextmanager
@@ -193,10 +152,11 @@ def _signals_set(event: threading.Event) -> Iterator[None]:
 def _logger(logs: Path) -> logging.Logger:
     """Log to stderr (JSP puts it in Jupyter's log) and to ``logs/wrapper.log`` on the volume."""
     logs.mkdir(parents=True, exist_ok=True)
+    rotate(logs / WRAPPER_LOG, WRAPPER_LOG_CAP)
     log = logging.getLogger("sagecode.wrapper")
     log.setLevel(logging.INFO)
     form = logging.Formatter("%(asctime)s sagecode[%(process)d]: %(message)s")
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(logs / LOG_FILE)):
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(logs / WRAPPER_LOG)):
         handler.setFormatter(form)
         log.addHandler(handler)
     return log
@@ -204,12 +164,15 @@ def _logger(logs: Path) -> logging.Logger:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The ``code-server`` console script."""
+    started = time.monotonic()
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         config = load_config()
-        return Wrapper(config, Containers(), Engine(), _logger(config.state.logs)).run(args)
+        return Wrapper(config, Containers(), _logger(config.state.logs)).run(args)
     except SagecodeError as exc:
         print(f"sagecode: {exc}", file=sys.stderr)
+        # JSP would restart a failed launch at once and fail the same way, in a tight loop.
+        time.sleep(max(0.0, MIN_LIFETIME - (time.monotonic() - started)))
         return 1
 
 

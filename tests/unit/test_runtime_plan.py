@@ -41,7 +41,8 @@ JSP_SOCKET = ["--auth", "none", "--socket", "/tmp/jupyter-server-proxy-ab12/sock
 
 HEAD = ["run", "--rm", "--init", "--name", "sagecode",
         "--label", "org.sagecode.role=editor", "--label", f"org.sagecode.content={CONTENT}"]  # fmt: skip
-ENV = ["--env", f"HOME={HOME}", "--env", "SHELL=/bin/zsh", "--env", "TERM=xterm-256color"]
+ENV = ["--env", f"HOME={HOME}", "--env", f"XDG_DATA_HOME={HOME}/.local/share",
+       "--env", "SHELL=/bin/zsh", "--env", "TERM=xterm-256color"]  # fmt: skip
 DROP = ["--env", "SAGECODE_UID=1000", "--env", "SAGECODE_GID=1000", "--env", "SAGECODE_USER=ec2-user"]
 MOUNTS = ["--mount", f"type=bind,source={WS},target={WS}",
           "--mount", f"type=bind,source={HOME},target={HOME}",

@@ -1,26 +1,28 @@
-"""The wrapper's decisions around the engine, with fakes for it (runtime.wrapper)."""
+"""The wrapper's supervision around the engine, with a host process for the container (runtime.wrapper)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imagebuild.engine import Engine
-from imagebuild.errors import StoreError
 from imagebuild.manifest import Manifest
 from imagebuild.paths import StatePaths
 from runtime import wrapper
 from runtime.args import parse_args
 from runtime.config import RuntimeConfig
-from runtime.container import Containers
 from runtime.plan import Image
 from runtime.usermap import HostUser
 from runtime.wrapper import Wrapper
+from tests.unit.runtime_fakes import FakeContainers
 
 CURRENT = Manifest(
     image="sagecode:0123456789ab",
@@ -30,110 +32,98 @@ CURRENT = Manifest(
     base_image="ubuntu:22.04",
     platform="amd64",
 )
+ROOTFUL = {"SecurityOptions": ["name=seccomp,profile=builtin"]}
 
 
-class FakeEngine(Engine):
-    """Images by reference, with their labels."""
-
-    def __init__(self, images: dict[str, dict[str, str]]) -> None:
-        self.images = images
-
-    def image_id(self, ref: str) -> str | None:
-        return f"sha256:{ref}" if ref in self.images else None
-
-    def labels(self, ref: str) -> dict[str, str]:
-        return self.images[ref]
-
-
-class FakeContainers(Containers):
-    """An engine that answers ``docker info`` with ``info``."""
-
-    def __init__(self, info: dict[str, Any]) -> None:
-        self.recorded_info = info
-
-    def info(self) -> dict[str, Any]:
-        return self.recorded_info
-
-
-def make(tmp_path: Path, images: dict[str, dict[str, str]], image: str | None = None, **info: Any) -> Wrapper:
-    """A wrapper on a state folder in ``tmp_path`` with a saved current image."""
+def make(tmp_path: Path, command: Sequence[str] = ("true",), **info: Any) -> Wrapper:
+    """A wrapper on a state folder in ``tmp_path`` whose "container" is ``command`` on the host."""
     state = StatePaths(tmp_path / "state")
     state.images.mkdir(parents=True)
+    state.logs.mkdir(parents=True)
     (state.images / "current.json").write_text(CURRENT.to_json())
-    config = RuntimeConfig(state, tmp_path, HostUser(1000, 1000, "ec2-user"), tmp_path, image=image)
-    return Wrapper(config, FakeContainers(info), FakeEngine(images), logging.getLogger("test"))
+    config = RuntimeConfig(state, tmp_path, HostUser(1000, 1000, "ec2-user"), tmp_path)
+    engine = FakeContainers(info or ROOTFUL, {CURRENT.image: {}}, command)
+    return Wrapper(config, engine, logging.getLogger("test"))
 
 
-def test_wrapper_runs_the_current_image(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The image ``current.json`` names is run, and the log says which, with its versions."""
-    caplog.set_level(logging.INFO)
-    assert make(tmp_path, {CURRENT.image: {}}).image() == Image(CURRENT.image, CURRENT.content)
-    assert "running sagecode:0123456789ab (code-server 4.100.0)" in caplog.text
-
-
-def test_wrapper_without_saved_image_says_build(tmp_path: Path) -> None:
-    """With nothing saved, the error says to build the image."""
-    run = make(tmp_path, {})
-    (run.config.state.images / "current.json").unlink()
-    with pytest.raises(StoreError, match="no sagecode image has been built"):
-        run.image()
-
-
-def test_wrapper_restores_a_wiped_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A missing image is restored (load only, bounded) before it is run."""
-    run = make(tmp_path, {})
-    calls: list[Sequence[str]] = []
-
-    def restore(command: Sequence[str], **kwargs: Any) -> None:
-        calls.append(command)
-        assert kwargs["timeout"] == run.config.image_wait_seconds
-        run.engine.images[CURRENT.image] = {}  # type: ignore[attr-defined]
-
-    monkeypatch.setattr(subprocess, "run", restore)
-    assert run.image().ref == CURRENT.image
-    assert list(calls[0][1:]) == [
-        "-m", "imagebuild", "restore", "--no-build", "--quiet", "--state-dir", str(run.config.state.root),
-    ]  # fmt: skip
-
-
-def test_wrapper_never_falls_back_to_an_older_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the restore fails, the launch fails too, even if ``sagecode:latest`` is there."""
-    run = make(tmp_path, {"sagecode:latest": {}})
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: None)
-    with pytest.raises(StoreError, match="could not be restored"):
-        run.image()
-
-
-def test_wrapper_image_override_reads_its_content_label(tmp_path: Path) -> None:
-    """``SAGECODE_IMAGE`` runs that image, labelled with its own content hash."""
-    run = make(tmp_path, {"mine:1": {"org.sagecode.content": "feed"}}, image="mine:1")
-    assert run.image() == Image("mine:1", "feed")
-
-
-def test_wrapper_missing_override_is_an_error(tmp_path: Path) -> None:
-    """An override the engine does not have is an error naming the variable."""
-    with pytest.raises(StoreError, match="SAGECODE_IMAGE=mine:1"):
-        make(tmp_path, {}, image="mine:1").image()
+def editor_log(run: Wrapper) -> Path:
+    """Where the container's output is copied."""
+    return run.config.state.logs / "editor.log"
 
 
 def test_wrapper_plan_maps_user_from_engine_info(tmp_path: Path) -> None:
     """The plan drops to the host user on a rootful engine, as ``docker info`` describes it."""
-    run = make(tmp_path, {}, SecurityOptions=["name=seccomp,profile=builtin"])
-    assert "SAGECODE_UID=1000" in run.plan(parse_args([]), Image("i", "c"))
+    assert "SAGECODE_UID=1000" in make(tmp_path).plan(parse_args([]), Image("i", "c"))
 
 
 def test_wrapper_plan_warns_about_foreign_remap_owner(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A remap onto another uid is logged: files on the volume would not be the user's."""
-    run = make(tmp_path, {}, SecurityOptions=["name=userns"], DockerRootDir="/var/lib/docker/231072.231072")
+    run = make(tmp_path, SecurityOptions=["name=userns"], DockerRootDir="/var/lib/docker/231072.231072")
     run.plan(parse_args([]), Image("i", "c"))
     assert "belong to uid 231072" in caplog.text
 
 
-def test_wrapper_config_error_is_one_line(
+def test_wrapper_copies_container_output_to_editor_log(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Everything the container prints lands in logs/editor.log and on stderr (Jupyter's log)."""
+    run = make(tmp_path, ["sh", "-c", "echo listening; echo done >&2"])
+    assert run.supervise(["run", "x"]) == 0
+    assert editor_log(run).read_text() == "listening\ndone\n"
+    assert "listening\ndone\n" in capfd.readouterr().err
+
+
+def test_wrapper_run_replaces_leftover_and_rotates_editor_log(tmp_path: Path) -> None:
+    """A launch removes a leftover container first and keeps the last run's log as editor.log.1."""
+    run = make(tmp_path, ["echo", "new run"])
+    editor_log(run).write_text("old run\n")
+    assert run.run(parse_args(["--bind-addr", "127.0.0.1:9000"])) == 0
+    calls = run.containers.calls  # type: ignore[attr-defined]
+    assert calls[0] == ("rm", "sagecode")
+    assert calls[1][:2] == ("run", "run")
+    assert editor_log(run).read_text() == "new run\n"
+    assert (run.config.state.logs / "editor.log.1").read_text() == "old run\n"
+    assert (run.config.state.run / "editor.pid").read_text() == f"{os.getpid()}\n"
+
+
+def test_wrapper_sigterm_stops_container_and_exits_zero(tmp_path: Path) -> None:
+    """SIGTERM makes the wrapper stop the container (docker stop) and exit 0 within seconds."""
+    run = make(tmp_path, ["sleep", "30"])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    assert run.supervise(["run", "x"]) == 0
+    assert time.monotonic() - started < 5
+    assert ("stop", "sagecode", "10") in run.containers.calls  # type: ignore[attr-defined]
+
+
+def test_wrapper_quick_failure_is_paced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container that fails at once returns its status only after MIN_LIFETIME (no JSP spin)."""
+    monkeypatch.setattr(wrapper, "MIN_LIFETIME", 0.6)
+    started = time.monotonic()
+    assert make(tmp_path, ["sh", "-c", "exit 3"]).supervise(["run", "x"]) == 3
+    assert time.monotonic() - started >= 0.6
+
+
+def test_wrapper_supersede_signals_the_running_wrapper(tmp_path: Path) -> None:
+    """A second launch asks the wrapper named in editor.pid to stop, with SIGTERM."""
+    run = make(tmp_path)
+    other = subprocess.Popen(["sleep", "30"])
+    run.config.state.run.mkdir(parents=True)
+    (run.config.state.run / "editor.pid").write_text(f"{other.pid}\n")
+    run._supersede()
+    assert other.wait(5) == -signal.SIGTERM
+
+
+def test_wrapper_config_error_is_one_line_and_paced(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A bad command line ends with status 1 and one ``sagecode:`` line on stderr."""
+    """A bad command line ends with status 1, one ``sagecode:`` line, after MIN_LIFETIME."""
+    monkeypatch.setattr(wrapper, "MIN_LIFETIME", 0.3)
+    started = time.monotonic()
     assert wrapper.main(["--bind-addr", "nowhere"]) == 1
-    assert capsys.readouterr().err.count("\n") == 1
+    assert time.monotonic() - started >= 0.3
+    err = capsys.readouterr().err
+    assert err.startswith("sagecode: --bind-addr needs HOST:PORT")
+    assert err.count("\n") == 1
