@@ -1,10 +1,16 @@
 """A real JupyterLab with jupyter-server-proxy and the glue, shared by the proxy and browser tests.
 
 The chain: ``jupyter_env`` (a venv with JupyterLab and jupyter-server-proxy from the
-package index, cached across runs) ← ``codeserver_wrapper`` (what the card starts; a
-stand-in for now) ← ``jupyter_glue`` (the glue installed by the setup command) ←
-``jupyter`` (one running JupyterLab per session). To test the real editor, only
-``codeserver_wrapper`` changes: return the real wrapper's path instead.
+package index, cached across runs) ← ``jupyter_glue`` (the glue installed by the setup
+command, pointing at ``codeserver_wrapper``: this venv's real ``code-server`` wrapper) ←
+``jupyter`` (one running JupyterLab per session, whose card starts the real image).
+
+Each JupyterLab gets its own editor ``Sandbox`` (runtime_support): a state folder whose
+``current.json`` is the manifest of the image under test (``editor_image``: the saved
+image named by ``SAGECODE_TEST_EDITOR_STATE``, else ``dev_image``), a workspace and a
+container name, all passed as the wrapper's ``SAGECODE_*`` variables. Two JupyterLabs
+never share an editor lock, so the newest launch never supersedes another test's editor.
+Test modules load ``tests.integration.runtime_fixtures`` (``pytest_plugins``).
 """
 
 from __future__ import annotations
@@ -27,12 +33,18 @@ from typing import Any, Optional
 import pytest
 import requests
 
+from imagebuild.manifest import Manifest
 from runtime import jupyter_setup
 from tests.integration.conftest import need
+from tests.integration.runtime_support import Sandbox, make_sandbox, me
 
 HERE = Path(__file__).resolve().parent
 JUPYTER_PACKAGES = ("jupyterlab>=4", "jupyter-server-proxy>=4.2")
 START_TIMEOUT = 60.0
+# The console script installed with the project, as on an instance (venv/bin/code-server).
+WRAPPER = Path(sys.executable).parent / "code-server"
+# A first request waits for the container and code-server to come up behind the proxy.
+EDITOR_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,10 @@ class Jupyter:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
+    def get(self, path: str, timeout: float = 30, **kwargs: Any) -> requests.Response:
         """GET ``path`` (relative to the base URL) with the token."""
         headers = {"Authorization": f"token {self.token}"}
-        return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)
+        return requests.get(self.url + path, headers=headers, timeout=timeout, **kwargs)
 
     def log_text(self) -> str:
         """The server's log so far."""
@@ -82,9 +94,16 @@ def make_jupyter_env(venv: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def codeserver_wrapper(jupyter_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What the card starts: the stand-in wrapper, run by the JupyterLab venv's Python."""
-    wrapper = tmp_path_factory.mktemp("wrapper") / "code-server"
+def codeserver_wrapper() -> Path:
+    """What the card starts: the real wrapper, this venv's ``code-server`` console script."""
+    need(os.access(WRAPPER, os.X_OK), f"no wrapper at {WRAPPER} (pip install -e .)")
+    return WRAPPER
+
+
+@pytest.fixture(scope="session")
+def standin_wrapper(jupyter_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in wrapper that shows the argv it got, run by the JupyterLab venv's Python."""
+    wrapper = tmp_path_factory.mktemp("standin") / "code-server"
     source = (HERE / "standin_codeserver.py").read_text()
     wrapper.write_text(f"#!{jupyter_env / 'bin/python'}\n{source}")
     wrapper.chmod(0o755)
@@ -92,9 +111,25 @@ def codeserver_wrapper(jupyter_env: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder the editor opens."""
-    return tmp_path_factory.mktemp("workspace")
+def editor(editor_image: Manifest) -> Iterator[Sandbox]:
+    """The session JupyterLab's editor: state, workspace and container name; removed at the end."""
+    box = make_sandbox(me(), editor_image)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def own_editor(editor_image: Manifest) -> Iterator[Sandbox]:
+    """An editor sandbox for a test that starts its own JupyterLab."""
+    box = make_sandbox(me(), editor_image)
+    yield box
+    box.close()
+
+
+@pytest.fixture(scope="session")
+def workspace(editor: Sandbox) -> Path:
+    """The folder the session's editor opens."""
+    return editor.workspace
 
 
 @pytest.fixture(scope="session")
@@ -108,11 +143,19 @@ def jupyter_glue(
 
 
 @pytest.fixture(scope="session")
-def jupyter(jupyter_glue: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
-    """One JupyterLab for the session, on 127.0.0.1 with a token."""
-    server = start_jupyter(jupyter_glue, tmp_path_factory.mktemp("jupyter"))
+def jupyter(
+    jupyter_glue: Path, editor: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Jupyter]:
+    """One JupyterLab for the session, on 127.0.0.1 with a token; its card starts ``editor``."""
+    server = start_jupyter(jupyter_glue, tmp_path_factory.mktemp("jupyter"), editor_environ(editor))
     yield server
     stop_jupyter(server)
+
+
+def editor_environ(box: Sandbox, wrapper: Path = WRAPPER) -> dict[str, str]:
+    """What the Jupyter server passes on to the wrapper: the sandbox's ``SAGECODE_*`` and the wrapper."""
+    sagecode = {name: value for name, value in box.env().items() if name.startswith("SAGECODE_")}
+    return {**sagecode, "SAGECODE_WRAPPER": str(wrapper)}
 
 
 def start_jupyter(env: Path, home: Path, extra_env: Optional[Mapping[str, str]] = None) -> Jupyter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,8 @@ from tests.integration.jupyter.conftest import Jupyter
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-pytestmark = [pytest.mark.jupyter, pytest.mark.browser]
+pytest_plugins = ["tests.integration.runtime_fixtures"]
+pytestmark = [pytest.mark.jupyter, pytest.mark.browser, pytest.mark.engine, pytest.mark.image]
 
 CHROMIUM = Path(os.environ.get("SAGECODE_CHROMIUM", "/usr/bin/chromium"))
 # The flags Debian's Chromium needs to run headless as root in a container, and no
@@ -32,6 +34,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
 UI_TIMEOUT_MS = 60_000
+EDITOR_TIMEOUT_MS = 120_000  # the first click starts the container
+MARKER = "made-by-the-browser-test.txt"
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +74,18 @@ def test_launcher_has_one_code_server_card_with_its_icon(lab: Page) -> None:
     screenshot(lab, "jupyter-launcher.png")
 
 
-def test_card_opens_the_editor_in_a_jupyterlab_tab(lab: Page, workspace: Path) -> None:
-    """Clicking the card opens the editor inside JupyterLab, on the workspace, with a live websocket."""
+def test_card_opens_the_workbench_on_the_workspace(lab: Page, workspace: Path) -> None:
+    """Clicking the card opens the VS Code workbench in a JupyterLab tab, showing the workspace's files."""
+    (workspace / MARKER).write_text("written on the host\n")
     lab.locator(".jp-LauncherCard").filter(has_text="Code Server").click()
-    tab = lab.locator(".lm-TabBar-tab.lm-mod-current", has_text="Code Server")
-    tab.wait_for()
+    lab.locator(".lm-TabBar-tab.lm-mod-current", has_text="Code Server").wait_for()
     editor = lab.frame_locator(".jp-ServerProxy iframe")
-    editor.locator("#standin").wait_for()
-    assert editor.locator("#folder").inner_text() == str(workspace)
-    editor.locator("#ws", has_text="websocket: echo: ping").wait_for()
+    editor.locator(".monaco-workbench").wait_for(timeout=EDITOR_TIMEOUT_MS)
+    # The explorer lists the folder and its files only over the remote connection (websocket).
+    explorer = editor.locator(".explorer-folders-view")
+    explorer.get_by_text(MARKER, exact=True).wait_for(timeout=EDITOR_TIMEOUT_MS)
+    title = editor.locator(".part.sidebar .pane-header", has_text=re.compile(workspace.name, re.IGNORECASE))
+    title.first.wait_for()
     screenshot(lab, "jupyter-code-server-tab.png")
 
 
