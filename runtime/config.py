@@ -13,6 +13,7 @@ Every knob is a ``SAGECODE_*`` variable; the defaults suit a notebook instance.
 | ``SAGECODE_EXTRA_MOUNTS`` | (empty) | comma-separated ``HOST[:CONTAINER][:ro]`` bind mounts |
 | ``SAGECODE_GPUS`` | ``auto`` | ``auto`` (when the NVIDIA runtime is there), ``all`` or ``none`` |
 | ``SAGECODE_NETWORK`` | ``bridge`` | ``host`` where the engine allows it (rootful only) |
+| ``SAGECODE_CREDENTIALS`` | ``on`` | ``off``: the host's AWS credentials are not relayed (``credrelay``) |
 | ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` | ``http://169.254.169.254`` | the SDKs' own; ``doctor`` probes it |
 """
 
@@ -79,6 +80,7 @@ class RuntimeConfig:
     network: str = "bridge"
     passthrough_env: tuple[tuple[str, str], ...] = ()
     imds_endpoint: str = DEFAULT_IMDS
+    credentials: bool = False  # load_config's default is on: a bare config (tests) relays nothing
 
 
 def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser] = None) -> RuntimeConfig:
@@ -100,6 +102,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser
         network=_choice(env, "SAGECODE_NETWORK", NETWORK_CHOICES),
         passthrough_env=tuple((k, env[k]) for k in PASSTHROUGH_ENV if env.get(k)),
         imds_endpoint=env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_IMDS,
+        credentials=_flag(env, "SAGECODE_CREDENTIALS", default=True),
     )
 
 
@@ -139,11 +142,11 @@ def _workspace(env: Mapping[str, str], home: Path) -> Path:
     return sagemaker if sagemaker.is_dir() else home
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = env.get(name, "").strip().lower()
     if value not in _TRUE + _FALSE:
         raise UsageError(f"{name}={value!r} is not a yes/no value", f"set {name} to 1 or 0")
-    return value in _TRUE
+    return default if not value else value in _TRUE
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -30,6 +30,7 @@ from typing import Optional
 from imagebuild.errors import UsageError
 from runtime.args import BindAddr, CodeServerArgs
 from runtime.config import Mount, RuntimeConfig
+from runtime.credrelay import CONTAINER_DIR, CONTAINER_FORWARDER, FORWARDER, RelayMount, container_env
 from runtime.heartbeat import data_home, user_data_dir
 from runtime.usermap import UserMapping
 
@@ -64,6 +65,7 @@ class HostFacts:
     opt_ml: bool = False  # /opt/ml exists (SageMaker's instance metadata)
     nvidia: bool = False  # the engine has the NVIDIA runtime
     docker_socket_gid: Optional[int] = None  # group owning the engine socket, when mounted
+    credentials: Optional[RelayMount] = None  # the wrapper's credential relay, when it runs
 
 
 def run_argv(
@@ -81,6 +83,7 @@ def run_argv(
         *gpu_flags(config, facts),
         *env_flags(config, mapping),
         *mount_flags(config, args, facts),
+        *credential_flags(config, facts),
         "--workdir", str(config.workspace),
         image.ref,
         *code_server_flags(config, args, mapping),
@@ -128,6 +131,21 @@ def env_flags(config: RuntimeConfig, mapping: UserMapping) -> list[str]:
         *config.passthrough_env,
     ]
     return [flag for key, value in env for flag in ("--env", f"{key}={value}")]
+
+
+def credential_flags(config: RuntimeConfig, facts: HostFacts) -> list[str]:
+    """The relay's folder and forwarder (read-only) and the SDK variables that point at them."""
+    relay = facts.credentials
+    if relay is None:
+        return []
+    mounts = [Mount(relay.directory, Path(CONTAINER_DIR), readonly=True),
+              Mount(FORWARDER, Path(CONTAINER_FORWARDER), readonly=True)]  # fmt: skip
+    env = [
+        flag
+        for key, value in container_env(relay, config.passthrough_env)
+        for flag in ("--env", f"{key}={value}")
+    ]
+    return [*env, *(flag for mount in mounts for flag in bind_flag(mount))]
 
 
 def mount_flags(config: RuntimeConfig, args: CodeServerArgs, facts: HostFacts) -> list[str]:

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -39,7 +40,8 @@ from imagebuild.locking import exclusive
 from runtime.args import CodeServerArgs, parse_args
 from runtime.config import RuntimeConfig, load_config
 from runtime.container import Containers
-from runtime.engineinfo import Info, has_nvidia_runtime
+from runtime.credrelay import RelayMount, relay, start_forwarder
+from runtime.engineinfo import EngineMode, Info, has_nvidia_runtime
 from runtime.home import setup_home
 from runtime.images import select_image
 from runtime.logfiles import EDITOR_LOG, WRAPPER_LOG, WRAPPER_LOG_CAP, rotate, tee
@@ -63,20 +65,24 @@ class Wrapper:
         self.config = config
         self.containers = containers
         self.log = log
+        # Set by plan() when the container gets the credential relay: who runs its forwarder.
+        self.forwarder_user: Optional[tuple[tuple[str, str], ...]] = None
 
     def run(self, args: CodeServerArgs) -> int:
         """Set up, start and supervise the container; returns the exit status."""
         setup_home(self.config.state.home)
-        argv = self.plan(args, select_image(self.config, self.containers, self.log))
+        image = select_image(self.config, self.containers, self.log)
         run = self.config.state.run
-        with exclusive(run / LOCK_FILE, SUPERSEDE_SECONDS, self._supersede):
-            (run / PID_FILE).write_text(f"{os.getpid()}\n")
-            self.containers.remove(self.config.container_name)  # left by a killed wrapper
-            rotate(self.config.state.logs / EDITOR_LOG)
-            return self.supervise(argv)
+        with relay(self.config.credentials, run, self.log) as credentials:
+            argv = self.plan(args, image, credentials.mount if credentials else None)
+            with exclusive(run / LOCK_FILE, SUPERSEDE_SECONDS, self._supersede):
+                (run / PID_FILE).write_text(f"{os.getpid()}\n")
+                self.containers.remove(self.config.container_name)  # left by a killed wrapper
+                rotate(self.config.state.logs / EDITOR_LOG)
+                return self.supervise(argv)
 
-    def plan(self, args: CodeServerArgs, image: Image) -> list[str]:
-        """The ``docker run`` argv for this engine and host."""
+    def plan(self, args: CodeServerArgs, image: Image, credentials: Optional[RelayMount] = None) -> list[str]:
+        """The ``docker run`` argv for this engine and host (with host networking, IMDS needs no relay)."""
         info = self.containers.info()
         mapping = user_mapping(info, self.config.user, self.config.docker_host)
         if mapping.owner_uid not in (None, self.config.user.uid):
@@ -87,7 +93,13 @@ class Wrapper:
             self.log.warning(
                 "host networking is not the host's on a %s engine: using bridge", mapping.mode.value
             )
-        return run_argv(self.config, args, mapping, image, host_facts(self.config, info))
+        facts = host_facts(self.config, info)
+        if credentials is not None and mapping.mode is EngineMode.REMAP:
+            self.log.warning("userns-remap: the editor cannot open the credential relay's private socket")
+        elif credentials is not None and not uses_host_network(self.config, mapping):
+            facts = replace(facts, credentials=credentials)
+            self.forwarder_user = mapping.env
+        return run_argv(self.config, args, mapping, image, facts)
 
     def supervise(self, argv: Sequence[str]) -> int:
         """Run the container until it ends or a signal asks it to stop; its output goes to the log."""
@@ -95,6 +107,8 @@ class Wrapper:
         started = time.monotonic()
         with _signals_set(stopping), (self.config.state.logs / EDITOR_LOG).open("ab") as log:
             process = self.containers.start(argv)
+            if self.forwarder_user is not None:
+                start_forwarder(self.containers, self.config.container_name, self.forwarder_user, self.log)
             assert process.stdout is not None  # start() pipes it; this tells the type checker
             copier = tee(process.stdout, (sys.stderr.buffer, log))
             while process.poll() is None and not stopping.wait(POLL_SECONDS):

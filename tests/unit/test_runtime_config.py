@@ -28,6 +28,7 @@ def test_config_defaults_on_a_notebook_instance(tmp_path: Path) -> None:
         workspace=tmp_path / "SageMaker",
         user=USER,
         host_home=tmp_path,
+        credentials=True,
     )
 
 
