@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Optional
 
 from imagebuild import builder, registry, resolve
-from imagebuild.config import CODE_SERVER_SOURCES, BuildConfig, check, from_env
+from imagebuild.config import AWS_CLI_SOURCES, CODE_SERVER_SOURCES, BuildConfig, check, from_env
 from imagebuild.console import Console
 from imagebuild.engine import Engine
 from imagebuild.errors import SagecodeError
-from imagebuild.layers import ORDER
+from imagebuild.layers import OPTIONAL, ORDER
 from imagebuild.manifest import Manifest
 from imagebuild.paths import StatePaths
 from imagebuild.restore import Rebuild, restore
@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-image", help="image to build from (default ubuntu:22.04)")
     p.add_argument("--without", action="append", default=[], metavar="LAYER",
                    help=f"switch a layer off (repeatable or comma-separated): {', '.join(ORDER)}")
+    p.add_argument("--with", dest="with_", action="append", default=[], metavar="LAYER",
+                   help=f"switch an optional layer on: {', '.join(sorted(OPTIONAL))}")
+    p.add_argument("--aws-cli", metavar="VERSION",
+                   help="AWS CLI version: latest (default) or X.Y.Z (v2 needs X.Y.Z)")
+    p.add_argument("--aws-cli-source", choices=AWS_CLI_SOURCES,
+                   help="pypi (awscli v1, default) or v2 (AWS's signed installer)")
+    p.add_argument("--mise", metavar="VERSION", help="mise version (npm): latest (default) or X.Y.Z")
+    p.add_argument("--claude-code", metavar="VERSION", help="Claude Code version (npm), default latest")
+    p.add_argument("--cline", metavar="VERSION", help="Cline CLI version (npm), default latest")
+    p.add_argument("--aws-region", help="Bedrock region written at first start (default us-east-1)")
+    p.add_argument("--bedrock-model", help="Bedrock model id written at first start")
+    p.add_argument("--trust-ca", action="store_true",
+                   help="also install --ca-bundle in the image's trust store (puts it in a layer)")
     p.add_argument("--state-dir", type=Path, help="persistent directory (default ~/SageMaker/.sagecode)")
     p.add_argument("--cache-ref", help="registry reference for the build cache instead of the local one")
     p.add_argument("--cache-cap-mb", type=int, help="cap for the local build cache in MiB (default 6144)")
@@ -68,7 +81,10 @@ def config_from_args(args: argparse.Namespace, base: BuildConfig) -> BuildConfig
     changes: dict[str, object] = {}
     simple = {"code_server": "code_server", "code_server_source": "code_server_source",
               "base_image": "base_image", "cache_ref": "cache_ref", "cache_cap_mb": "cache_cap_mb",
-              "keep": "keep", "ca_bundle": "ca_bundle", "lock": "lock_file", "platform": "platform"}
+              "keep": "keep", "ca_bundle": "ca_bundle", "lock": "lock_file", "platform": "platform",
+              "aws_cli": "aws_cli", "aws_cli_source": "aws_cli_source", "mise": "mise",
+              "claude_code": "claude_code", "cline": "cline", "aws_region": "aws_region",
+              "bedrock_model": "bedrock_model"}
     for arg, name in simple.items():
         if getattr(args, arg) is not None:
             changes[name] = getattr(args, arg)
@@ -76,10 +92,19 @@ def config_from_args(args: argparse.Namespace, base: BuildConfig) -> BuildConfig
         changes["image_ref"] = args.pull
     if args.state_dir is not None:
         changes["state"] = StatePaths(args.state_dir.expanduser())
-    off = {x.strip() for item in args.without for x in item.split(",") if x.strip()}
+    off = _names(args.without)
     if off:
         changes["disabled"] = base.disabled | off
+    extra = _names(args.with_)
+    if extra:
+        changes["extra_layers"] = base.extra_layers | extra
+    if args.trust_ca:
+        changes["trust_ca"] = True
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _names(items: list[str]) -> set[str]:
+    return {x.strip() for item in items for x in item.split(",") if x.strip()}
 
 
 def _rebuild(engine: Engine, console: Console, no_cache: bool) -> Rebuild:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform as _platform
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,20 @@ from imagebuild.paths import StatePaths, state_paths
 
 DEFAULT_BASE_IMAGE = "ubuntu:22.04"
 CODE_SERVER_SOURCES = ("auto", "github", "npm")
+AWS_CLI_SOURCES = ("pypi", "v2")
+# The predecessor's Amazon Bedrock defaults.
+DEFAULT_AWS_REGION = "us-east-1"
+DEFAULT_BEDROCK_MODEL = "us.anthropic.claude-opus-4-6-v1"
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 # Variables passed into build steps through a secret (never a layer): registries and
-# mirrors may carry credentials (a CodeArtifact token, for one).
+# mirrors may carry credentials (a CodeArtifact token, for one), and so may proxy URLs.
+# Proxies travel this way rather than as buildx's predefined proxy build args so that
+# every secret-bearing variable takes the one route that is checked to leave no trace.
 PASSTHROUGH_ENV = (
     "npm_config_registry", "NPM_CONFIG_REGISTRY", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL",
     "PIP_TRUSTED_HOST", "SAGECODE_APT_MIRROR",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 )
 
 
@@ -48,6 +58,18 @@ class BuildConfig:
     npm: str = "11"
     #: Layers switched off by name.
     disabled: frozenset[str] = frozenset()
+    #: Optional layers switched on by name (``kiro``, ``trust-ca``).
+    extra_layers: frozenset[str] = frozenset()
+    #: AWS CLI version and source: ``pypi`` (awscli v1, mirror-friendly) or ``v2`` (exact X.Y.Z).
+    aws_cli: str = "latest"
+    aws_cli_source: str = "pypi"
+    #: mise, Claude Code and Cline versions (npm): ``latest``, ``X.Y.Z``, ``N`` or ``N.x``.
+    mise: str = "latest"
+    claude_code: str = "latest"
+    cline: str = "latest"
+    #: Amazon Bedrock defaults written into the home at first start (run-time env wins).
+    aws_region: str = DEFAULT_AWS_REGION
+    bedrock_model: str = DEFAULT_BEDROCK_MODEL
     #: ``amd64`` or ``arm64``.
     platform: str = field(default_factory=host_platform)
     #: Image repository name; tags are the content hash and ``latest``.
@@ -89,6 +111,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise UsageError(f"{name}={raw!r} is not a whole number", f"set {name} to e.g. {default}") from None
 
 
+def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(x.strip() for x in env.get(name, "").split(",") if x.strip())
+
+
 def _path(env: Mapping[str, str], name: str) -> Optional[Path]:
     return Path(env[name]).expanduser() if env.get(name) else None
 
@@ -96,13 +122,21 @@ def _path(env: Mapping[str, str], name: str) -> Optional[Path]:
 def from_env(env: Optional[Mapping[str, str]] = None) -> BuildConfig:
     """The configuration from defaults and ``SAGECODE_*`` variables (the only reader)."""
     env = dict(os.environ) if env is None else env
-    disabled = frozenset(x for x in env.get("SAGECODE_DISABLE_LAYERS", "").split(",") if x)
     return BuildConfig(
         state=state_paths(env),
         base_image=env.get("SAGECODE_BASE_IMAGE") or DEFAULT_BASE_IMAGE,
         code_server=env.get("SAGECODE_CODE_SERVER") or "latest",
         code_server_source=env.get("SAGECODE_CODE_SERVER_SOURCE") or "auto",
-        disabled=disabled,
+        disabled=_names(env, "SAGECODE_DISABLE_LAYERS"),
+        extra_layers=_names(env, "SAGECODE_WITH_LAYERS"),
+        aws_cli=env.get("SAGECODE_AWS_CLI") or "latest",
+        aws_cli_source=env.get("SAGECODE_AWS_CLI_SOURCE") or "pypi",
+        mise=env.get("SAGECODE_MISE") or "latest",
+        claude_code=env.get("SAGECODE_CLAUDE_CODE") or "latest",
+        cline=env.get("SAGECODE_CLINE") or "latest",
+        aws_region=env.get("SAGECODE_AWS_REGION") or DEFAULT_AWS_REGION,
+        bedrock_model=env.get("SAGECODE_BEDROCK_MODEL") or DEFAULT_BEDROCK_MODEL,
+        trust_ca=env.get("SAGECODE_TRUST_CA", "").lower() in ("1", "true", "yes"),
         cache_ref=env.get("SAGECODE_CACHE_REF") or None,
         image_ref=env.get("SAGECODE_IMAGE_REF") or None,
         cache_cap_mb=_int(env, "SAGECODE_CACHE_CAP_MB", 6144),
@@ -127,5 +161,19 @@ def check(config: BuildConfig) -> None:
         raise UsageError(f"cannot create {root}: {exc.strerror}", "choose a writable --state-dir") from None
     if not os.access(root, os.W_OK):
         raise UsageError(f"{root} is not writable", "fix its permissions or choose another --state-dir")
+    _check_layer_options(config)
     if config.keep < 1 or config.cache_cap_mb < 0:
         raise UsageError("--keep must be at least 1 and --cache-cap-mb not negative", "fix the flag")
+
+
+def _check_layer_options(config: BuildConfig) -> None:
+    if config.aws_cli_source not in AWS_CLI_SOURCES:
+        raise UsageError(f"unknown AWS CLI source {config.aws_cli_source!r}", "use pypi or v2")
+    if not _REGION.fullmatch(config.aws_region):
+        raise UsageError(f"{config.aws_region!r} is not an AWS region", "e.g. --aws-region us-east-1")
+    if not _MODEL.fullmatch(config.bedrock_model):
+        raise UsageError(f"{config.bedrock_model!r} is not a Bedrock model id",
+                         f"e.g. --bedrock-model {DEFAULT_BEDROCK_MODEL}")
+    if config.trust_ca and config.ca_bundle is None:
+        raise UsageError("--trust-ca installs the --ca-bundle FILE, and none was given",
+                         "add --ca-bundle FILE")

@@ -8,9 +8,14 @@ Stage layout:
 - one builder stage per heavy artifact (Node, code-server, the AWS CLI, agents), each
   from ``base`` or another stage, so BuildKit runs them in parallel and their build
   tools stay out of the final image;
-- ``image``: ``base`` plus each layer's copies, files, env and steps, in layer order
-  (layers are ordered by how often they change, so a change invalidates only what
-  follows it).
+- ``image``: ``base`` plus each layer's copies and env in layer order (layers are
+  ordered by how often they change, so a change invalidates only what follows it), then
+  every layer's files in one step and every layer's local steps in one more.
+
+Why so few final steps: BuildKit's cache export walks every path through the steps'
+cache keys (moby/buildkit#5005), and with one COPY or RUN per file and link (25 steps)
+exporting this image's cache took dockerd past 18 GB of memory; the stage copies, one
+files step and one run step keep it to a few seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagebuild.layers.model import Copy, File, Layer, Stage
@@ -33,6 +38,8 @@ SECRET_MOUNTS = (
     f"--mount=type=bind,source=build,target={BUILD_MOUNT}"
 )
 FINAL_STAGE = "image"
+# Layer files are laid out in the context as they go into the image: one COPY for all.
+ROOTFS = "rootfs"
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class BuildDefinition:
     dockerfile: str
     files: Mapping[str, Path]
     content: str
+    #: File modes by context path; the files' own modes on disk never reach the image.
+    modes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def short(self) -> str:
@@ -50,10 +59,12 @@ class BuildDefinition:
 
     def write(self, context: Path) -> Path:
         """Lay the build context out in ``context``; return the Dockerfile's path."""
+        context.mkdir(parents=True, exist_ok=True)
         for rel, src in self.files.items():
             dest = context / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(context, dest.parent)
             shutil.copy2(src, dest)
+            dest.chmod(self.modes.get(rel, 0o644))
         dockerfile = context / "Dockerfile"
         dockerfile.write_text(self.dockerfile)
         return dockerfile
@@ -61,12 +72,22 @@ class BuildDefinition:
 
 def render(layers: Sequence[Layer], base_image: str) -> BuildDefinition:
     """Render ``layers`` on ``base_image`` into a build definition."""
-    files = _context_files(layers)
+    files, modes = _context_files(layers)
     parts = [_base_stage(layers, base_image)]
     parts += [_stage(s) for layer in layers for s in layer.stages]
     parts.append(_final_stage(layers))
     text = "\n".join(parts)
-    return BuildDefinition(text, files, _content_hash(text, files))
+    return BuildDefinition(text, files, _content_hash(text, files, modes), modes)
+
+
+def _make_dirs(context: Path, directory: Path) -> None:
+    """Create ``directory`` as 0755 whatever the umask: under rootfs/ it becomes the
+    image's /etc, /usr... and a 0700 there would lock every user but root out."""
+    if directory == context or directory.is_dir():
+        return
+    _make_dirs(context, directory.parent)
+    directory.mkdir()
+    directory.chmod(0o755)
 
 
 def _run(command: str) -> str:
@@ -82,6 +103,8 @@ def _base_stage(layers: Sequence[Layer], base_image: str) -> str:
         f"FROM {base_image} AS base",
         "ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive",
     ]
+    # Checks need nothing from the network, so they run bare, before the first download.
+    lines += [f"RUN {check}" for layer in layers for check in layer.preflight]
     if packages:
         lines.append(_run(f"sh {BUILD_MOUNT}/apt-install.sh {' '.join(packages)}"))
     return "\n".join(lines) + "\n"
@@ -104,15 +127,24 @@ def _final_stage(layers: Sequence[Layer]) -> str:
     for layer in layers:
         lines.append(f"# layer {layer.name} {layer.version}".rstrip() + f": {layer.summary}")
         lines += [_copy(c) for c in layer.copies]
-        lines += [_add(f) for f in layer.files]
         lines += [_env(layer.env)] if layer.env else []
-        # Final-stage steps are local (links, config); downloads belong in a stage.
-        lines += [f"RUN {step}" for step in layer.run]
+    if any(layer.files for layer in layers):
+        lines.append("# every layer's files, laid out in the context as in the image")
+        lines.append(f"COPY --link {ROOTFS}/ /")
+    steps = [step for layer in layers for step in layer.run]
+    if steps:
+        # Local steps only (links, config), in layer order; downloads belong in a stage.
+        lines.append("RUN " + " && \\\n    ".join(_group(step) for step in steps))
     entry = [layer.entrypoint for layer in layers if layer.entrypoint]
     if entry:
         lines.append(f"ENTRYPOINT {json.dumps(list(entry[-1]))}")
         lines.append("CMD []")
     return "\n".join(lines) + "\n"
+
+
+def _group(step: str) -> str:
+    """One step as a shell group, so `a && b; c` inside it cannot leak a failure past `&&`."""
+    return "{ " + step.strip().replace("\n", " \\\n    ") + "; }"
 
 
 def _copy(copy: Copy) -> str:
@@ -131,16 +163,21 @@ def _context_name(file: File) -> str:
     return f"files/{file.source}"
 
 
-def _context_files(layers: Sequence[Layer]) -> dict[str, Path]:
+def _context_files(layers: Sequence[Layer]) -> tuple[dict[str, Path], dict[str, int]]:
+    """Build helpers, stage files by source name, layer files at their place under rootfs/."""
     files = {f"build/{p.name}": p for p in sorted(SCRIPTS_DIR.glob("*.sh"))}
-    for layer in layers:
-        for f in (*layer.files, *(f for s in layer.stages for f in s.files)):
-            files[_context_name(f)] = f.path
-    return files
+    modes = dict.fromkeys(files, 0o644)  # run with `sh`, never executed directly
+    for f in (f for layer in layers for s in layer.stages for f in s.files):
+        files[_context_name(f)], modes[_context_name(f)] = f.path, f.mode
+    for f in (f for layer in layers for f in layer.files):
+        rel = f"{ROOTFS}/{f.dest.lstrip('/')}"
+        files[rel], modes[rel] = f.path, f.mode
+    return files, modes
 
 
-def _content_hash(dockerfile: str, files: Mapping[str, Path]) -> str:
+def _content_hash(dockerfile: str, files: Mapping[str, Path], modes: Mapping[str, int]) -> str:
     digest = hashlib.sha256(dockerfile.encode())
     for rel in sorted(files):
-        digest.update(rel.encode() + b"\0" + files[rel].read_bytes() + b"\0")
+        head = f"{rel}\0{modes.get(rel, 0o644):o}\0".encode()
+        digest.update(head + files[rel].read_bytes() + b"\0")
     return digest.hexdigest()

@@ -10,9 +10,10 @@ from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.errors import UsageError, VersionError
 from imagebuild.github import GitHubReleases
+from imagebuild.layers.code_server import asset_name
 from imagebuild.layers.model import Want
 from imagebuild.manifest import read as read_lock
-from imagebuild.versions import NpmClient, resolve_code_server, validate_version
+from imagebuild.versions import NpmClient, PipClient, resolve_code_server, validate_version
 
 Versions = dict[str, str]
 
@@ -24,7 +25,7 @@ def resolve(config: BuildConfig, console: Console, npm: Optional[NpmClient] = No
         return _from_lock(config, wants)
     for want in wants:
         label = f"--{want.key}" if want.key == "code-server" else want.key
-        validate_version(label, want.spec, ranges=want.source == "npm", example="4.139.1")
+        validate_version(label, want.spec, ranges=want.source in ("npm", "pypi"), example="4.139.1")
     out: Versions = {}
     for want in wants:
         console.step(f"resolving {want.key} {want.spec}")
@@ -56,8 +57,26 @@ def _npm(npm: Optional[NpmClient]) -> NpmClient:
 
 
 def _resolve_one(config: BuildConfig, want: Want, npm: Optional[NpmClient]) -> Versions:
-    if want.key != "code-server":
+    if want.key == "code-server":
+        return _code_server(config, want, npm)
+    if want.source == "npm":
         return {want.key: _npm(npm).view_versions(want.package, want.spec)}
+    pypi = want.source == "pypi"
+    version = PipClient().view_version(want.package, want.spec) if pypi else _exact(want)
+    # The source goes into the lock too, so --lock rebuilds from where the version came.
+    return {want.key: version, f"{want.key}-source": want.source}
+
+
+def _exact(want: Want) -> str:
+    """A source with no version index we can reach (AWS's v2 installer): X.Y.Z as given."""
+    version = validate_version(want.key, want.spec, example="2.27.0")
+    if version == "latest":
+        raise UsageError(f"{want.package} from {want.source} has no version index to resolve 'latest'",
+                         "give its exact version X.Y.Z (e.g. 2.27.0)")
+    return version
+
+
+def _code_server(config: BuildConfig, want: Want, npm: Optional[NpmClient]) -> Versions:
     github = GitHubReleases(
         "coder/code-server", config.github_api, config.github_web, config.github_token
     )
@@ -65,7 +84,7 @@ def _resolve_one(config: BuildConfig, want: Want, npm: Optional[NpmClient]) -> V
     client = _npm(npm) if source == "npm" else (npm or NpmClient())
     release = resolve_code_server(want.spec, source, github=github, npm=client)  # type: ignore[arg-type]
     out = {"code-server": release.version, "code-server-source": release.source}
-    asset = release.assets.get(f"code-server-{release.version}-linux-{config.platform}.tar.gz")
+    asset = release.assets.get(asset_name(release.version, config.platform))
     if release.source == "github":
         if asset is None:
             raise VersionError(

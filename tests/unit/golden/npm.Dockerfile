@@ -1,6 +1,7 @@
 # Base: the OS and every layer's system packages; changes least often.
 FROM local/debian:bookworm AS base
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+RUN v=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); [ "$(printf '%s\n' 2.28 "$v" | sort -V | head -n1)" = 2.28 ] || { echo "error: the base image has glibc ${v:-unknown}; code-server needs glibc 2.28 or newer (use --base-image ubuntu:22.04 or newer)" >&2; exit 1; }
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh bash ca-certificates curl git less libgomp1 locales openssh-client procps python-is-python3 python3 python3-pip python3-venv tmux unzip vim zsh zstd
 
@@ -15,22 +16,57 @@ ENV npm_config_nodedir="/opt/node"
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh g++ libkrb5-dev make pkg-config python3
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && npm install -g -q --prefix /opt/code-server --unsafe-perm code-server@4.139.1 && \
+    . /run/sagecode-build/netenv.sh && npm install -g --loglevel=warn --prefix /opt/code-server code-server@4.139.1 && \
+    rm -rf /root/.npm /root/.cache /tmp/*
+
+FROM code-server AS code-server-slim
+COPY --chmod=755 files/trim-code-server.sh /usr/local/bin/trim-code-server
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+    . /run/sagecode-build/netenv.sh && trim-code-server /opt/code-server x64
+
+FROM base AS awscli
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+    . /run/sagecode-build/netenv.sh && python3 -m venv /opt/awscli && \
+    /opt/awscli/bin/pip install -q --no-cache-dir --disable-pip-version-check awscli==1.46.3 && \
+    /opt/awscli/bin/pip uninstall -q -y pip
+
+FROM node AS mise
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+    . /run/sagecode-build/netenv.sh && mkdir -p /tmp/mise /opt/mise && cd /tmp/mise && \
+    npm pack --loglevel=warn @jdxcode/mise-linux-x64@2026.9.15 >/dev/null && \
+    tar xzf ./*.tgz && install -m 755 package/bin/mise /opt/mise/mise && \
+    cd / && rm -rf /tmp/mise /root/.npm
+
+FROM node AS agents
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+    . /run/sagecode-build/netenv.sh && npm install -g --loglevel=warn --prefix /opt/agents @anthropic-ai/claude-code@2.1.332 cline@3.0.65 && \
     rm -rf /root/.npm /root/.cache /tmp/*
 
 FROM base AS image
 # layer base: system packages from the OS archive
 ENV LANG="en_US.UTF-8" LC_ALL="en_US.UTF-8"
-RUN sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null
+# layer shell: vim and zsh defaults (system-wide)
 # layer node 24.22.3: Node.js and npm from the npm registry
 COPY --link --from=node /opt/node/bin /opt/node/bin
 COPY --link --from=node /opt/node/lib /opt/node/lib
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # layer code-server 4.139.1: code-server from npm
-COPY --link --from=code-server /opt/code-server /opt/code-server
-RUN ln -sf /opt/code-server/bin/code-server /usr/local/bin/code-server
-# layer entrypoint: dual-mode entrypoint (shell, code-server, or a command)
-COPY --chmod=755 files/entrypoint.sh /usr/local/bin/sagecode-entrypoint
-ENV SHELL="/bin/zsh"
+COPY --link --from=code-server-slim /opt/code-server /opt/code-server
+# layer awscli 1.46.3: AWS CLI from pypi
+COPY --link --from=awscli /opt/awscli /opt/awscli
+# layer mise 2026.9.15: mise from the npm registry (runtimes on demand, in HOME)
+COPY --link --from=mise /opt/mise/mise /usr/local/bin/mise
+# layer agents claude-code 2.1.332, cline 3.0.65: Claude Code and Cline from the npm registry
+COPY --link --from=agents /opt/agents /opt/agents
+ENV DISABLE_AUTOUPDATER="1"
+# layer editor: code-server settings and curated extensions, applied at first start
+# layer entrypoint: dual-mode entrypoint (shell, code-server, or a command) and first start
+ENV SHELL="/bin/zsh" SAGECODE_AWS_REGION="us-east-1" SAGECODE_BEDROCK_MODEL="us.anthropic.claude-opus-4-6-v1"
+# every layer's files, laid out in the context as in the image
+COPY --link rootfs/ /
+RUN { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null; } && \
+    { printf '\n# sagecode: site-wide additions\nfor f in %s/*.zsh(N); do source "$f"; done\n' /etc/zsh/zshrc.d >> /etc/zsh/zshrc; } && \
+    { ln -sf /opt/awscli/bin/aws /opt/awscli/bin/aws_completer /usr/local/bin/; } && \
+    { ln -sf /opt/agents/bin/claude /usr/local/bin/claude && ln -sf /opt/agents/bin/cline /usr/local/bin/cline; }
 ENTRYPOINT ["/usr/local/bin/sagecode-entrypoint"]
 CMD []

@@ -1,0 +1,56 @@
+"""AI agent CLIs from the npm registry: Claude Code and Cline, in ``/opt/agents``.
+
+Both packages pull their per-platform binaries as optional npm dependencies, so they
+install through any npm mirror. Their Amazon Bedrock defaults (the predecessor's: region,
+the ``default`` AWS profile, ``CLAUDE_CODE_USE_BEDROCK=1``, the model) are not in the
+image's files but seeds the first-start script merges into the user's home, once.
+"""
+
+from __future__ import annotations
+
+from imagebuild.layers.entrypoint import seed_files
+from imagebuild.layers.model import Copy, Layer, Stage, Want
+
+PREFIX = "/opt/agents"
+COMMANDS = ("claude", "cline")
+SEEDS = ("claude-settings.json", "cline-state.json", "aws-config")
+
+
+def wants(claude_code: str, cline: str) -> tuple[Want, ...]:
+    """Both CLIs' versions, resolved through npm."""
+    return (
+        Want("claude-code", "npm", "@anthropic-ai/claude-code", claude_code),
+        Want("cline", "npm", "cline", cline),
+    )
+
+
+def stage(claude_code: str, cline: str) -> Stage:
+    """Both CLIs in one npm prefix (their install scripts only pick platform binaries)."""
+    return Stage(
+        name="agents",
+        parent="node",
+        run=(
+            f"npm install -g --loglevel=warn --prefix {PREFIX}"
+            f" @anthropic-ai/claude-code@{claude_code} cline@{cline} &&"
+            "\nrm -rf /root/.npm /root/.cache /tmp/*",
+        ),
+    )
+
+
+def layer(claude_code: str, cline: str) -> Layer:
+    """The CLIs on PATH, and their Bedrock defaults for the first start."""
+    return Layer(
+        name="agents",
+        summary="Claude Code and Cline from the npm registry",
+        version=f"claude-code {claude_code}, cline {cline}",
+        stages=(stage(claude_code, cline),),
+        copies=(Copy("agents", PREFIX, PREFIX),),
+        files=seed_files("agents", SEEDS),
+        # The prefix belongs to root and is rebuilt with the image: no self-updates.
+        env=(("DISABLE_AUTOUPDATER", "1"),),
+        run=(" && ".join(f"ln -sf {PREFIX}/bin/{c} /usr/local/bin/{c}" for c in COMMANDS),),
+        verify=(
+            f"claude --version | grep -q '{claude_code}'",
+            f"cline --version | grep -q '{cline}'",
+        ),
+    )

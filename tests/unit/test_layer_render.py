@@ -1,0 +1,63 @@
+"""How layers reach the final stage: few steps, and files with the modes the layers say."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagebuild import layers
+from imagebuild.config import BuildConfig
+from imagebuild.render import _group, render
+from tests.conftest import VERSIONS
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    """A umask that would make 0700 directories."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_final_stage_has_few_steps(config: BuildConfig) -> None:
+    """Files go in one COPY and local steps in one RUN, whatever the number of layers."""
+    final = render(layers.compose(config, VERSIONS), config.base_image).dockerfile.split("AS image")[1]
+    steps = [line for line in final.splitlines() if line.startswith(("COPY", "RUN"))]
+    copies = [line for line in steps if line.startswith("COPY --link --from=")]
+    assert len(steps) == len(copies) + 2
+    assert "COPY --link rootfs/ /" in steps
+
+
+def test_rootfs_modes_and_directories(config: BuildConfig, tmp_path: Path, strict_umask: None) -> None:
+    """Each file gets its layer's mode; directories are 0755 even under a strict umask."""
+    render(layers.compose(config, VERSIONS), config.base_image).write(tmp_path / "context")
+    rootfs = tmp_path / "context/rootfs"
+    assert stat.S_IMODE((rootfs / "usr/local/bin/sagecode-entrypoint").stat().st_mode) == 0o755
+    assert stat.S_IMODE((rootfs / "etc/vim/vimrc.local").stat().st_mode) == 0o644
+    dirs = [p for p in rootfs.rglob("*") if p.is_dir()]
+    assert dirs
+    assert {stat.S_IMODE(p.stat().st_mode) for p in [rootfs, *dirs]} == {0o755}
+
+
+def test_content_hash_follows_file_modes(config: BuildConfig) -> None:
+    """A file's mode is part of what the image is: it changes the content hash."""
+    composed = layers.compose(config, VERSIONS)
+    entry = composed[-1]
+    private = tuple(dataclasses.replace(f, mode=0o700) for f in entry.files)
+    changed = (*composed[:-1], dataclasses.replace(entry, files=private))
+    assert render(changed, config.base_image).content != render(composed, config.base_image).content
+
+
+def test_local_steps_fail_the_build_on_any_failure(config: BuildConfig, tmp_path: Path) -> None:
+    """The joined RUN stops at the first failing step, even one inside a && list."""
+    script = " && ".join(_group(s) for s in ("false && true", f"touch {tmp_path}/ran"))
+    assert subprocess.run(["sh", "-c", script], check=False).returncode != 0
+    assert not (tmp_path / "ran").exists()
