@@ -67,3 +67,11 @@ def _separator(kept: list[str]) -> str:
     last = kept[-1]
     newline = "" if last.endswith("\n") else "\n"
     return newline if not last.strip() else newline + "\n"
+
+
+def remove_block(text: str) -> str:
+    """``text`` without sagecode's block, and without the blank line put before an appended one."""
+    kept, at = _without_blocks(text.splitlines(keepends=True))
+    if at is not None and at == len(kept) and kept and not kept[-1].strip():
+        kept.pop()
+    return "".join(kept)
