@@ -236,6 +236,11 @@ def _engine_error(what: str, exc: DockerException) -> EngineError:
 
 
 def _last_error(lines: Sequence[str]) -> str:
+    # A step's own one-line "error: ..." (our scripts print one) says more than BuildKit's.
+    for line in reversed(lines):
+        text = line.split(" ", 2)[-1] if line.startswith("#") else line
+        if text.startswith("error: "):
+            return text[len("error: "):][:300]
     for line in reversed(lines):
         if "ERROR" in line or "error" in line:
             return line.split("ERROR:", 1)[-1].strip()[:300]

@@ -137,7 +137,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="sagecode",
         description=__doc__.splitlines()[0],
-        epilog="sagecode jupyter --help: the launcher card's setup",
+        epilog="also: sagecode jupyter --help (the launcher card's setup), "
+        "sagecode update [VERSION] (rebuild with another code-server), "
+        "sagecode uninstall [--purge] [--dry-run]",
     )
     top.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = top.add_subparsers(dest="name", required=True, metavar="COMMAND")
@@ -169,6 +171,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = "--debug" in argv[:1]
     if argv[int(debug) : int(debug) + 1] == ["jupyter"]:
         return jupyter_setup.main(argv[int(debug) + 1 :])
+    if argv[int(debug) : int(debug) + 1] in (["update"], ["uninstall"]):
+        from runtime import lifecycle  # noqa: PLC0415 - only these commands need it
+
+        return lifecycle.main(argv[int(debug) :])
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.name](args)

@@ -55,7 +55,9 @@ def restore(config: RuntimeConfig, ref: str, containers: Containers, log: loggin
     wait = config.image_wait_seconds
     log.info("%s is not in the engine: restoring it (up to %.0f s)", ref, wait)
     state = str(config.state.root)
-    command = [sys.executable, "-m", "imagebuild", "restore", "--no-build", "--quiet", "--state-dir", state]
+    # -I: a folder named imagebuild in Jupyter's working directory must never be imported.
+    command = [sys.executable, "-I", "-m", "imagebuild", "restore", "--no-build", "--quiet",
+               "--state-dir", state]
     try:
         _logged(config, command, wait)
     except subprocess.TimeoutExpired:

@@ -73,7 +73,7 @@ def test_images_restores_a_wiped_image(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(subprocess, "run", restore)
     assert select_image(conf, engine, LOG).ref == CURRENT.image
     assert list(calls[0][1:]) == [
-        "-m", "imagebuild", "restore", "--no-build", "--quiet", "--state-dir", str(conf.state.root),
+        "-I", "-m", "imagebuild", "restore", "--no-build", "--quiet", "--state-dir", str(conf.state.root),
     ]  # fmt: skip
 
 
