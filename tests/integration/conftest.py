@@ -22,6 +22,8 @@ ENGINE_SCRIPT = Path(os.environ.get("SAGECODE_ENGINE_SCRIPT", ROOT.parent / "sha
 BASE_IMAGE = os.environ.get("SAGECODE_TEST_BASE_IMAGE", "local/debian:bookworm")
 CA_BUNDLE = os.environ.get("SAGECODE_TEST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# A small image for the spine tests: base, shell and entrypoint (seconds to build, no compile).
+SMALL = ("--without", "node,code-server,awscli,mise,agents,editor")
 
 
 def need(condition: bool, why: str) -> None:

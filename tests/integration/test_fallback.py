@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from imagebuild.store import ImageStore
-from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, build_args, imagebuild, need
+from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, SMALL, build_args, imagebuild, need
 
 pytestmark = pytest.mark.engine
-SMALL = ("--without", "node,code-server")
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from imagebuild.store import ImageStore
-from tests.integration.conftest import build_args, imagebuild, need
+from tests.integration.conftest import SMALL, build_args, imagebuild, need
 from tests.integration.test_spine import simulate_restart
 
 pytestmark = pytest.mark.engine
-SMALL = ("--without", "node,code-server")
 
 
 def _free_port() -> int:

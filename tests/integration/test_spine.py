@@ -14,10 +14,9 @@ import pytest
 
 from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
-from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, IN_CI, build_args, imagebuild, need
+from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, IN_CI, SMALL, build_args, imagebuild, need
 
 pytestmark = pytest.mark.engine
-SMALL = ("--without", "node,code-server")
 
 
 def _current(state: Path) -> Manifest:
@@ -52,7 +51,7 @@ def test_build_loads_image_and_saves_verified_tar(small: Path) -> None:
     assert _docker("image", "inspect", m.image).returncode == 0
     assert ImageStore(small / "images").verify(m) is None
     assert m.compression == "zstd"
-    assert m.layers == ("base", "entrypoint")
+    assert m.layers == ("base", "shell", "entrypoint")
     labels = json.loads(_docker("image", "inspect", "-f", "{{json .Config.Labels}}", m.image).stdout)
     assert labels["org.sagecode.content"] == m.content
 
