@@ -30,9 +30,11 @@ from imagebuild.store import ImageStore
 # zstd with OCI media types loads fastest here; zstd with Docker media types breaks runs.
 TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 LOCK_WAIT_S = 3600.0
-# max keeps every builder stage, so a rebuild after a restart reuses compiled code-server.
-# (Its export cost grows with the number of final-stage steps: see render.py.)
-CACHE_MODE = os.environ.get("SAGECODE_CACHE_MODE", "max")
+# min exports the final image's layers (their blobs exist already: the tar export made
+# them). max would also keep every builder stage, but after a COLD build dockerd 26's
+# BuildKit grew past 12 GB "preparing build cache for export" (OOM on a 24 GB machine);
+# SAGECODE_CACHE_MODE=max opts in where the engine copes (e.g. a docker-container builder).
+CACHE_MODE = os.environ.get("SAGECODE_CACHE_MODE", "min")
 MIN_FREE = 3 << 30
 
 
