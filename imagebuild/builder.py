@@ -30,11 +30,12 @@ from imagebuild.store import ImageStore
 # zstd with OCI media types loads fastest here; zstd with Docker media types breaks runs.
 TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 LOCK_WAIT_S = 3600.0
-# min exports the final image's layers (their blobs exist already: the tar export made
-# them). max would also keep every builder stage, but after a COLD build dockerd 26's
-# BuildKit grew past 12 GB "preparing build cache for export" (OOM on a 24 GB machine);
-# SAGECODE_CACHE_MODE=max opts in where the engine copes (e.g. a docker-container builder).
-CACHE_MODE = os.environ.get("SAGECODE_CACHE_MODE", "min")
+# Cache export: SAGECODE_CACHE_MODE = auto (default), min, max or off. On the docker driver
+# with the containerd image store, exporting the cache after a COLD build of the full image
+# drove dockerd 26's embedded BuildKit from 0.5 to 12+ GB in two minutes (OOM-killed, with
+# min and max alike), so auto exports nothing there and says so; elsewhere (a
+# docker-container builder, as in CI on GitHub) auto means max.
+CACHE_MODE_ENV = "SAGECODE_CACHE_MODE"
 MIN_FREE = 3 << 30
 
 
@@ -132,6 +133,12 @@ def _preflight(caps: Capabilities, store: ImageStore, console: Console) -> None:
             f"needs about {MIN_FREE >> 20} MiB",
             "free space or grow the notebook's volume",
         )
+    if caps.can_export_cache and cache_mode(caps, os.environ.get(CACHE_MODE_ENV, "auto")) == "off":
+        console.note(
+            "not exporting the build cache: on this engine (docker driver, containerd store) "
+            "exporting a full image's cache can exhaust dockerd's memory; the saved tar is "
+            f"still written. {CACHE_MODE_ENV}=min opts in (fine for small images)"
+        )
     if not caps.can_export_cache:
         console.note(
             f"the '{caps.driver}' builder on this engine (classic image store) cannot export "
@@ -160,15 +167,23 @@ def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
     )
 
 
+def cache_mode(caps: Capabilities, requested: str) -> str:
+    """The cache export mode to use: ``min``, ``max`` or ``off``."""
+    if requested in ("min", "max", "off"):
+        return requested
+    return "off" if caps.driver == "docker" and caps.containerd_store else "max"
+
+
 def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...], str]:
+    mode = cache_mode(caps, os.environ.get(CACHE_MODE_ENV, "auto"))
     if config.cache_ref:
         ref = config.cache_ref
-        return (f"type=registry,ref={ref}",), f"type=registry,ref={ref},mode={CACHE_MODE}"
+        return (f"type=registry,ref={ref}",), "" if mode == "off" else f"type=registry,ref={ref},mode={mode}"
     if not caps.can_export_cache:
         return (), ""
     local = config.state.cache
     sources = (f"type=local,src={local}",) if (local / "index.json").is_file() else ()
-    return sources, f"type=local,dest={local},mode={CACHE_MODE}"
+    return sources, "" if mode == "off" else f"type=local,dest={local},mode={mode}"
 
 
 def _secrets(config: BuildConfig, tmp: Path) -> tuple[str, ...]:

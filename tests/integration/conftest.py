@@ -57,6 +57,18 @@ def docker_engine() -> None:
     need(found.returncode == 0, f"base image {BASE_IMAGE} missing (docker-engine.sh --base-image)")
 
 
+@pytest.fixture(scope="module")
+def cache_export() -> Iterator[None]:
+    """Export the build cache (mode=min) even where auto would not: these small images prove it."""
+    old = os.environ.get("SAGECODE_CACHE_MODE")
+    os.environ["SAGECODE_CACHE_MODE"] = "min"
+    yield
+    if old is None:
+        os.environ.pop("SAGECODE_CACHE_MODE", None)
+    else:
+        os.environ["SAGECODE_CACHE_MODE"] = old
+
+
 def build_args() -> list[str]:
     """Flags that make a build work on a machine with no registry or GitHub access."""
     args = ["--base-image", BASE_IMAGE, "--code-server-source", "npm"]

@@ -21,7 +21,7 @@ from imagebuild.store import ImageStore
 from tests.integration.conftest import SMALL, build_args, imagebuild, need
 from tests.integration.test_spine import simulate_restart
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("cache_export")]
 
 
 def _free_port() -> int:

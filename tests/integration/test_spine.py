@@ -16,7 +16,7 @@ from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
 from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, IN_CI, SMALL, build_args, imagebuild, need
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("cache_export")]
 
 
 def _current(state: Path) -> Manifest:

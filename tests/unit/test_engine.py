@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from imagebuild.builder import cache_mode
 from imagebuild.engine import BuildRequest, Capabilities
 
 
@@ -65,3 +66,18 @@ def test_build_request_argv_push_uses_gzip_oci(tmp_path: Path) -> None:
         '--output=type=image,"name=r/s:1,r/s:latest",push=true,'
         "compression=gzip,force-compression=true,oci-mediatypes=true"
     ]
+
+
+@pytest.mark.parametrize(
+    ("driver", "containerd", "requested", "mode"),
+    [
+        ("docker", True, "auto", "off"),
+        ("docker-container", False, "auto", "max"),
+        ("docker", True, "min", "min"),
+        ("docker-container", False, "off", "off"),
+    ],
+)
+def test_cache_mode_auto_avoids_the_containerd_store(driver: str, containerd: bool, requested: str,
+                                                     mode: str) -> None:
+    """auto exports no cache on the docker driver with containerd (dockerd OOM), max elsewhere."""
+    assert cache_mode(Capabilities("26.1.5", "v0.13.1", driver, containerd), requested) == mode
