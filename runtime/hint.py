@@ -19,9 +19,6 @@ from runtime.files import update_text
 from runtime.rcblock import replace_block
 
 STATE_FILE = "setup-state"
-# The project's venv lives in the state folder (DESIGN.md), not on the host's PATH:
-# adding its bin/ would put its python and pip before conda's.
-VENV_DIR = "venv"
 
 
 class Phase(str, Enum):
@@ -46,7 +43,8 @@ def install_host_hint(bashrc: Path, state: StatePaths) -> bool:
 
 def hint_block(state: StatePaths) -> tuple[str, ...]:
     """Bash 4.2 lines: a ``sagecode`` function, then the hint once per interactive shell."""
-    cli = shlex.quote(str(state.root / VENV_DIR / "bin" / "sagecode"))
+    # The venv stays off the host's PATH: its python and pip would shadow conda's.
+    cli = shlex.quote(str(state.venv / "bin" / "sagecode"))
     flag = shlex.quote(str(state.run / STATE_FILE))
     return (
         f'if [ -x {cli} ]; then sagecode() {{ {cli} "$@"; }}; fi',
