@@ -85,7 +85,7 @@ def build(p: Plan, engine: Engine, console: Console, *, no_cache: bool = False) 
 def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console,
                     no_cache: bool) -> Manifest:
     caps = engine.capabilities()
-    _preflight(caps, store, console)
+    _preflight(caps, store, console, p.config)
     engine.ensure_image(p.config.base_image)
     tar = store.partial_path(p.definition.short)
     with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
@@ -120,7 +120,7 @@ def push(p: Plan, engine: Engine, refs: list[str], console: Console) -> None:
         engine.build(request, console.line)
 
 
-def _preflight(caps: Capabilities, store: ImageStore, console: Console) -> None:
+def _preflight(caps: Capabilities, store: ImageStore, console: Console, config: BuildConfig) -> None:
     if caps.too_old:
         raise EngineError(
             f"Docker {caps.server_version} blocks clone3, which the image's glibc needs",
@@ -133,7 +133,7 @@ def _preflight(caps: Capabilities, store: ImageStore, console: Console) -> None:
             f"needs about {MIN_FREE >> 20} MiB",
             "free space or grow the notebook's volume",
         )
-    if caps.can_export_cache and cache_mode(caps, os.environ.get(CACHE_MODE_ENV, "auto")) == "off":
+    if caps.can_export_cache and cache_mode(caps, config.cache_mode) == "off":
         console.note(
             "not exporting the build cache: on this engine (docker driver, containerd store) "
             "exporting a full image's cache can exhaust dockerd's memory; the saved tar is "
@@ -175,7 +175,7 @@ def cache_mode(caps: Capabilities, requested: str) -> str:
 
 
 def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...], str]:
-    mode = cache_mode(caps, os.environ.get(CACHE_MODE_ENV, "auto"))
+    mode = cache_mode(caps, config.cache_mode)
     if config.cache_ref:
         ref = config.cache_ref
         return (f"type=registry,ref={ref}",), "" if mode == "off" else f"type=registry,ref={ref},mode={mode}"

@@ -78,6 +78,8 @@ class BuildConfig:
     cache_ref: Optional[str] = None
     #: Image to pull (tag or digest) when restoring finds nothing usable, instead of building.
     image_ref: Optional[str] = None
+    #: Cache export: ``auto`` (none on the docker driver with the containerd store), min, max, off.
+    cache_mode: str = "auto"
     #: Upper bound for the local build cache, in MiB.
     cache_cap_mb: int = 6144
     #: How many saved image tars to keep (newest first).
@@ -139,6 +141,7 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> BuildConfig:
         trust_ca=env.get("SAGECODE_TRUST_CA", "").lower() in ("1", "true", "yes"),
         cache_ref=env.get("SAGECODE_CACHE_REF") or None,
         image_ref=env.get("SAGECODE_IMAGE_REF") or None,
+        cache_mode=env.get("SAGECODE_CACHE_MODE") or "auto",
         cache_cap_mb=_int(env, "SAGECODE_CACHE_CAP_MB", 6144),
         keep=_int(env, "SAGECODE_KEEP_IMAGES", 1),
         ca_bundle=_path(env, "SAGECODE_CA_BUNDLE"),
