@@ -14,6 +14,7 @@ Every knob is a ``SAGECODE_*`` variable; the defaults suit a notebook instance.
 | ``SAGECODE_GPUS`` | ``auto`` | ``auto`` (when the NVIDIA runtime is there), ``all`` or ``none`` |
 | ``SAGECODE_NETWORK`` | ``bridge`` | ``host`` where the engine allows it (rootful only) |
 | ``SAGECODE_CREDENTIALS`` | ``on`` | ``off``: the host's AWS credentials are not relayed (``credrelay``) |
+| ``SAGECODE_CREDENTIALS_REFRESH`` | ``1200`` | seconds before expiry the relay renews the credentials |
 | ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` | ``http://169.254.169.254`` | the SDKs' own; ``doctor`` probes it |
 """
 
@@ -29,6 +30,7 @@ from typing import Optional
 
 from imagebuild.errors import UsageError
 from imagebuild.paths import StatePaths, state_paths
+from runtime.credrelay import REFRESH_AHEAD
 from runtime.usermap import HostUser
 
 DEFAULT_CONTAINER = "sagecode"
@@ -81,6 +83,7 @@ class RuntimeConfig:
     passthrough_env: tuple[tuple[str, str], ...] = ()
     imds_endpoint: str = DEFAULT_IMDS
     credentials: bool = False  # load_config's default is on: a bare config (tests) relays nothing
+    credentials_refresh: float = REFRESH_AHEAD
 
 
 def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser] = None) -> RuntimeConfig:
@@ -103,6 +106,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser
         passthrough_env=tuple((k, env[k]) for k in PASSTHROUGH_ENV if env.get(k)),
         imds_endpoint=env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_IMDS,
         credentials=_flag(env, "SAGECODE_CREDENTIALS", default=True),
+        credentials_refresh=_seconds(env, "SAGECODE_CREDENTIALS_REFRESH", REFRESH_AHEAD),
     )
 
 

@@ -15,6 +15,12 @@ container-credentials format on a unix socket in a private folder:
   ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``: neither variable is a secret, so
   ``docker inspect`` shows none; requests without the token get 401.
 
+The relay keeps what it served last and asks the host's chain afresh (a new botocore
+session: IMDS is read again) once those credentials are within ``REFRESH_AHEAD`` of their
+expiry. That is wider than botocore's own 15-minute window, so an SDK in the container
+that re-asks at its window gets keys the relay has already renewed; and it does not
+depend on one long-lived botocore object deciding when to re-read IMDS.
+
 Credentials live only in this process's memory: nothing is written or logged. Any
 failure here is a warning in the wrapper's log, never a failed editor start.
 """
@@ -45,6 +51,8 @@ SOCKET_NAME = "relay.sock"
 TOKEN_NAME = "token"  # noqa: S105 - a file name, not a secret
 DIR_PREFIX = "credentials-"
 ATTACH_SECONDS = 120.0  # how long to wait for the container to run before starting the forwarder
+REFRESH_AHEAD = 20 * 60.0  # seconds before expiry the relay renews (SAGECODE_CREDENTIALS_REFRESH)
+RETRY_SECONDS = 10.0  # within that window, the host's chain is asked at most this often
 
 # A snapshot of credentials: what the container-credentials format carries.
 Snapshot = dict[str, str]
@@ -85,7 +93,52 @@ def snapshot(credentials: Any) -> Snapshot:
     }
 
 
-def host_source() -> tuple[Optional[Source], str]:
+def expires_at(served: Snapshot) -> float:
+    """A snapshot's ``Expiration`` as a Unix time."""
+    when = datetime.strptime(served["Expiration"], "%Y-%m-%dT%H:%M:%SZ")
+    return when.replace(tzinfo=timezone.utc).timestamp()
+
+
+class FreshSource:
+    """The last credentials resolved, resolved again once they are within ``ahead`` of expiry.
+
+    A failed renewal keeps serving the old credentials while they are still valid.
+    """
+
+    def __init__(
+        self,
+        resolve: Source,
+        ahead: float = REFRESH_AHEAD,
+        clock: Callable[[], float] = time.time,
+        first: Optional[Snapshot] = None,
+    ) -> None:
+        self.resolve, self.ahead, self.clock = resolve, ahead, clock
+        self.current = first
+        self.asked = clock() if first is not None else -RETRY_SECONDS
+        self.lock = threading.Lock()
+
+    def __call__(self) -> Snapshot:
+        with self.lock:
+            now = self.clock()
+            due = self.current is None or expires_at(self.current) - now < self.ahead
+            if due and (now - self.asked >= RETRY_SECONDS or self._expired(now)):
+                self.asked = now
+                self._renew(now)
+            assert self.current is not None  # _renew raised otherwise
+            return dict(self.current)
+
+    def _expired(self, now: float) -> bool:
+        return self.current is None or expires_at(self.current) <= now
+
+    def _renew(self, now: float) -> None:
+        try:
+            self.current = self.resolve()
+        except Exception:
+            if self._expired(now):
+                raise  # nothing valid to fall back on: the client gets a 503 and retries
+
+
+def host_source(ahead: float = REFRESH_AHEAD) -> tuple[Optional[Source], str]:
     """The host's credentials as botocore finds them (None when there are none), and its region.
 
     botocore is imported here, not at the top: only a launch with credentials pays for it.
@@ -98,7 +151,17 @@ def host_source() -> tuple[Optional[Source], str]:
     if credentials is None:
         return None, ""
     region = session.get_config_variable("region") or IMDSRegionProvider(session).provide() or ""
-    return lambda: snapshot(credentials), str(region)
+    return FreshSource(resolve_host, ahead, first=snapshot(credentials)), str(region)
+
+
+def resolve_host() -> Snapshot:
+    """The host's chain run afresh (a new session reads IMDS, the profile, the environment again)."""
+    import botocore.session  # noqa: PLC0415
+
+    credentials = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        raise LookupError("the host has no AWS credentials any more")
+    return snapshot(credentials)
 
 
 class Relay:
@@ -194,12 +257,14 @@ def _logged(target: Callable[[], None], log: logging.Logger) -> Callable[[], Non
 
 
 @contextlib.contextmanager
-def relay(enabled: bool, run_dir: Path, log: logging.Logger) -> Iterator[Optional[Relay]]:
+def relay(
+    enabled: bool, run_dir: Path, log: logging.Logger, ahead: float = REFRESH_AHEAD
+) -> Iterator[Optional[Relay]]:
     """A relay for this launch when enabled and the host has credentials; None otherwise."""
     started: Optional[Relay] = None
     if enabled:
         try:
-            source, region = host_source()
+            source, region = host_source(ahead)
             if source is None:
                 log.info("no AWS credentials on the host: the editor gets none")
             else:

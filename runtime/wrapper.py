@@ -73,7 +73,7 @@ class Wrapper:
         setup_home(self.config.state.home)
         image = select_image(self.config, self.containers, self.log)
         run = self.config.state.run
-        with relay(self.config.credentials, run, self.log) as credentials:
+        with relay(self.config.credentials, run, self.log, self.config.credentials_refresh) as credentials:
             argv = self.plan(args, image, credentials.mount if credentials else None)
             with exclusive(run / LOCK_FILE, SUPERSEDE_SECONDS, self._supersede):
                 (run / PID_FILE).write_text(f"{os.getpid()}\n")

@@ -160,7 +160,7 @@ def test_credrelay_off_or_without_host_credentials_is_none(
     """Disabled: no relay; no host credentials: no relay, said in the log."""
     caplog.set_level(logging.INFO)
     log = logging.getLogger("test")
-    monkeypatch.setattr(credrelay, "host_source", lambda: (None, ""))
+    monkeypatch.setattr(credrelay, "host_source", lambda *_: (None, ""))
     with relay(False, tmp_path, log) as off, relay(True, tmp_path, log) as none:
         assert off is None
         assert none is None
@@ -172,7 +172,7 @@ def test_credrelay_failure_is_a_warning_not_an_error(
 ) -> None:
     """Anything going wrong while starting the relay is logged; the editor starts without it."""
 
-    def broken() -> Any:
+    def broken(*_: float) -> Any:
         raise OSError("disk full")
 
     monkeypatch.setattr(credrelay, "host_source", broken)
@@ -207,3 +207,78 @@ def test_credrelay_forwarder_copies_http_to_the_socket(running: Relay) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def expiring(key: str, at: float) -> Snapshot:
+    """Credentials named ``key`` that expire at Unix time ``at``."""
+    when = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {**KEYS, "AccessKeyId": key, "Expiration": when}
+
+
+class Clock:
+    """A settable clock for FreshSource."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_credrelay_fresh_source_renews_within_the_window_only() -> None:
+    """Served from memory until within ``ahead`` of expiry; then the host's chain is asked again."""
+    clock, asked = Clock(), []
+    start = clock.now
+
+    def resolve() -> Snapshot:
+        asked.append(clock.now)
+        return expiring(f"AKIA{len(asked)}", clock.now + 3600)
+
+    source = credrelay.FreshSource(resolve, ahead=1200, clock=clock, first=expiring("AKIA0", start + 3600))
+    assert source()["AccessKeyId"] == "AKIA0"
+    clock.now = start + 2399  # 1201 s left: not yet
+    assert source()["AccessKeyId"] == "AKIA0"
+    clock.now = start + 2401  # 1199 s left: renewed before expiry
+    assert source()["AccessKeyId"] == "AKIA1"
+    assert asked == [start + 2401]
+
+
+def test_credrelay_fresh_source_asks_at_most_every_retry_seconds() -> None:
+    """A chain that keeps answering near-expiry keys (IMDS not rotated yet) is not hammered."""
+    clock, asked = Clock(), []
+
+    def resolve() -> Snapshot:
+        asked.append(clock.now)
+        return expiring("AKIASAME", clock.now + 600)
+
+    source = credrelay.FreshSource(resolve, ahead=1200, clock=clock)
+    source()
+    clock.now += credrelay.RETRY_SECONDS / 2
+    source()
+    clock.now += credrelay.RETRY_SECONDS
+    source()
+    assert len(asked) == 2
+
+
+def test_credrelay_fresh_source_keeps_valid_keys_when_renewal_fails() -> None:
+    """A failed renewal serves the old keys while they are valid, and raises (a 503) after."""
+    clock = Clock()
+    start = clock.now
+
+    def resolve() -> Snapshot:
+        raise OSError("IMDS down")
+
+    source = credrelay.FreshSource(resolve, ahead=1200, clock=clock, first=expiring("AKIAOLD", start + 600))
+    clock.now += credrelay.RETRY_SECONDS
+    assert source()["AccessKeyId"] == "AKIAOLD"
+    clock.now = start + 601
+    with pytest.raises(OSError, match="IMDS down"):
+        source()
+
+
+def test_credrelay_refresh_window_setting() -> None:
+    """``SAGECODE_CREDENTIALS_REFRESH`` sets the window; the default is 20 minutes."""
+    user = HostUser(1000, 1000, "ec2-user")
+    assert load_config({"HOME": "/h"}, user=user).credentials_refresh == 1200
+    short = load_config({"HOME": "/h", "SAGECODE_CREDENTIALS_REFRESH": "90"}, user=user)
+    assert short.credentials_refresh == 90
