@@ -100,6 +100,15 @@ def uses_host_network(config: RuntimeConfig, mapping: UserMapping) -> bool:
     return config.network == "host" and mapping.host_network
 
 
+def relay_opens(config: RuntimeConfig, mapping: UserMapping) -> bool:
+    """Whether the editor can open the relay's private folder: the host owner is the user itself.
+
+    True on rootful (the editor drops to the user) and rootless engines; under userns-remap
+    only when container root is mapped onto this user.
+    """
+    return mapping.owner_uid == config.user.uid
+
+
 def network_flags(config: RuntimeConfig, args: CodeServerArgs, mapping: UserMapping) -> list[str]:
     """``--network host``, or the one published loopback port in TCP mode, or nothing."""
     if uses_host_network(config, mapping):

@@ -41,11 +41,11 @@ from runtime.args import CodeServerArgs, parse_args
 from runtime.config import RuntimeConfig, load_config
 from runtime.container import Containers
 from runtime.credrelay import RelayMount, relay, start_forwarder
-from runtime.engineinfo import EngineMode, Info, has_nvidia_runtime
+from runtime.engineinfo import Info, has_nvidia_runtime
 from runtime.home import setup_home
 from runtime.images import select_image
 from runtime.logfiles import EDITOR_LOG, WRAPPER_LOG, WRAPPER_LOG_CAP, rotate, tee
-from runtime.plan import OPT_ML, HostFacts, Image, engine_socket, run_argv, uses_host_network
+from runtime.plan import OPT_ML, HostFacts, Image, engine_socket, relay_opens, run_argv, uses_host_network
 from runtime.usermap import user_mapping
 
 LOCK_FILE = "editor.lock"
@@ -94,8 +94,11 @@ class Wrapper:
                 "host networking is not the host's on a %s engine: using bridge", mapping.mode.value
             )
         facts = host_facts(self.config, info)
-        if credentials is not None and mapping.mode is EngineMode.REMAP:
-            self.log.warning("userns-remap: the editor cannot open the credential relay's private socket")
+        if credentials is not None and not relay_opens(self.config, mapping):
+            self.log.warning(
+                "userns-remap onto uid %s, not this user: the editor cannot open the credential relay",
+                mapping.owner_uid,
+            )
         elif credentials is not None and not uses_host_network(self.config, mapping):
             facts = replace(facts, credentials=credentials)
             self.forwarder_user = mapping.env

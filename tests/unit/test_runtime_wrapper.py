@@ -19,6 +19,7 @@ from imagebuild.paths import StatePaths
 from runtime import wrapper
 from runtime.args import parse_args
 from runtime.config import RuntimeConfig
+from runtime.credrelay import RelayMount
 from runtime.plan import Image
 from runtime.usermap import HostUser
 from runtime.wrapper import Wrapper
@@ -127,3 +128,25 @@ def test_wrapper_config_error_is_one_line_and_paced(
     err = capsys.readouterr().err
     assert err.startswith("sagecode: --bind-addr needs HOST:PORT")
     assert err.count("\n") == 1
+
+
+def test_wrapper_relays_credentials_under_remap_onto_the_user(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Remapped onto this user, container root owns the relay folder: the editor gets the relay."""
+    run = make(tmp_path, SecurityOptions=["name=userns"], DockerRootDir="/var/lib/docker/1000.1000")
+    argv = run.plan(parse_args([]), Image("i", "c"), RelayMount(tmp_path / "relay", "eu-west-1"))
+    assert f"type=bind,source={tmp_path / 'relay'},target=/run/sagecode-credentials,readonly" in argv
+    assert run.forwarder_user == ()  # container root: the user itself
+    assert "credential relay" not in caplog.text
+
+
+def test_wrapper_no_relay_under_remap_onto_another_uid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Remapped onto another uid, the relay's private folder is closed to the editor: said, not mounted."""
+    run = make(tmp_path, SecurityOptions=["name=userns"], DockerRootDir="/var/lib/docker/231072.231072")
+    argv = run.plan(parse_args([]), Image("i", "c"), RelayMount(tmp_path / "relay", "eu-west-1"))
+    assert not [arg for arg in argv if "sagecode-credentials" in arg]
+    assert run.forwarder_user is None
+    assert "userns-remap onto uid 231072, not this user: the editor cannot open" in caplog.text
