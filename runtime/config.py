@@ -39,7 +39,7 @@ DEFAULT_IMDS = "http://169.254.169.254"
 GPU_CHOICES = ("auto", "all", "none")
 NETWORK_CHOICES = ("bridge", "host")
 # Passed to the container only when set on the host: proxies and the extension gallery
-# are what VPC-only instances need to reach anything, the region what the AWS SDKs need.
+# are what VPC-only instances need to reach anything, the region (and endpoints) what the AWS SDKs need.
 PASSTHROUGH_ENV = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -50,6 +50,8 @@ PASSTHROUGH_ENV = (
     "EXTENSIONS_GALLERY",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",  # the SDKs' endpoint overrides (a VPC endpoint, a test server)
+    "AWS_ENDPOINT_URL_STS",
 )
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")

@@ -73,8 +73,14 @@ def parse_probe(stdout: str, stderr: str = "") -> Probe:
     return Probe("fail", reason=lines[-1].strip() if lines else "the probe printed nothing")
 
 
-def credentials_check(container: Probe, host: Optional[Probe], endpoint: str, home: str) -> Check:
-    """The verdict from the container's probe and the host's (None: not needed, not run)."""
+def credentials_check(
+    container: Probe, host: Optional[Probe], endpoint: str, home: str, relayed: bool = False
+) -> Check:
+    """The verdict from the container's probe and the host's (None: not needed, not run).
+
+    ``relayed``: the editor gets the host's credentials through the wrapper's relay, so a
+    container that cannot reach IMDS itself is expected, not a problem.
+    """
     host = host or Probe("fail", reason="not probed")
     fix = f"on a rootful engine SAGECODE_NETWORK=host, or put credentials in {home}/.aws"
     if container.outcome == "ok" and container.via == "v2":
@@ -93,6 +99,13 @@ def credentials_check(container: Probe, host: Optional[Probe], endpoint: str, ho
             Level.WARNING,
             "the metadata service answers, but the instance has no role",
             "attach an IAM role to the notebook instance",
+        )
+    if host.outcome == "ok" and relayed:
+        return Check(
+            NAME,
+            Level.OK,
+            f"the host reaches the role {host.role}; the editor gets it through the relay "
+            "(a container's own IMDSv2 token request stops at the bridge: the hop limit)",
         )
     if host.outcome == "ok":
         return Check(

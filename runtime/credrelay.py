@@ -214,12 +214,16 @@ def _alive(pid: int) -> bool:
 
 def forwarder_argv(container: str, user: tuple[tuple[str, str], ...]) -> list[str]:
     """``exec -d ...`` that starts the forwarder in the container, as the editor's user."""
-    ids = dict(user)
-    as_user = ["--user", f"{ids['SAGECODE_UID']}:{ids['SAGECODE_GID']}"] if "SAGECODE_UID" in ids else []
     return [
-        "exec", "-d", *as_user, container, "python3", str(CONTAINER_FORWARDER),
+        "exec", "-d", *user_flags(user), container, "python3", str(CONTAINER_FORWARDER),
         str(PORT), str(CONTAINER_DIR / SOCKET_NAME),
     ]  # fmt: skip
+
+
+def user_flags(user: tuple[tuple[str, str], ...]) -> list[str]:
+    """``--user UID:GID`` of the user the entrypoint drops to (rootful), else nothing: root."""
+    ids = dict(user)
+    return ["--user", f"{ids['SAGECODE_UID']}:{ids['SAGECODE_GID']}"] if "SAGECODE_UID" in ids else []
 
 
 def start_forwarder(

@@ -30,8 +30,18 @@ from runtime.checks import (
 from runtime.config import RuntimeConfig
 from runtime.container import Containers
 from runtime.credentials import NAME, PROBE, Probe, credentials_check, parse_probe
+from runtime.credrelay import Relay, host_source
+from runtime.identity import NAME as IDENTITY
+from runtime.identity import (
+    Identity,
+    identity_check,
+    not_applicable,
+    parse_identity,
+    probe_argv,
+    relay_applies,
+)
 from runtime.plan import uses_host_network
-from runtime.usermap import user_mapping
+from runtime.usermap import UserMapping, user_mapping
 
 PROBE_SECONDS = 60.0  # container start plus the probe's own short timeouts
 _VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
@@ -53,7 +63,7 @@ def run_checks(config: RuntimeConfig, containers: Containers, jupyter_env: Path)
         ]
     checks += [check_space(config), jsp_check(jupyter_env, jupyter_env.is_dir(), jsp_version(jupyter_env))]
     if info is not None:
-        checks.append(check_credentials(config, containers, info))
+        checks += check_credentials(config, containers, info)
     return checks
 
 
@@ -94,26 +104,52 @@ def jsp_version(env: Path) -> Optional[str]:
     return None
 
 
-def check_credentials(config: RuntimeConfig, containers: Containers, info: dict[str, Any]) -> Check:
-    """Run the probe in a container like the editor's; on the host too when that fails."""
+def check_credentials(config: RuntimeConfig, containers: Containers, info: dict[str, Any]) -> list[Check]:
+    """The instance's credentials from a container like the editor's, then the identity it gets."""
     current = ImageStore(config.state.images).current()
     ref = config.image or (current.image if current else "")
     if not ref or not containers.image_id(ref):
         missing = f"{ref} is not in the engine" if ref else "no image has been built"
-        return Check(
-            NAME,
-            Level.WARNING,
-            f"not checked: {missing}",
-            "build or load it (python -m imagebuild [restore]), then run doctor again",
-        )
+        fix = "build or load it (python -m imagebuild [restore]), then run doctor again"
+        return [Check(name, Level.WARNING, f"not checked: {missing}", fix) for name in (NAME, IDENTITY)]
     mapping = user_mapping(info, config.user, config.docker_host)
+    relayed = relay_applies(config, mapping)
+    imds = check_imds(config, containers, mapping, ref, relayed)
+    if not relayed:
+        return [imds, not_applicable(config, mapping)]
+    return [imds, check_identity(config, containers, mapping, ref)]
+
+
+def check_imds(
+    config: RuntimeConfig, containers: Containers, mapping: UserMapping, ref: str, relayed: bool
+) -> Check:
+    """Run the IMDS probe in a container like the editor's; on the host too when that fails."""
     network = ["--network", "host"] if uses_host_network(config, mapping) else []
     name = f"{config.container_name}-doctor-{os.getpid()}"
     argv = ["run", "--rm", "--name", name, *network, "--entrypoint", "python3", ref,
             "-c", PROBE, config.imds_endpoint]  # fmt: skip
     container = _probe_in(containers, argv, name)
     host = None if container.outcome == "ok" else _probe_on_host(config.imds_endpoint)
-    return credentials_check(container, host, config.imds_endpoint, str(config.state.home))
+    return credentials_check(container, host, config.imds_endpoint, str(config.state.home), relayed)
+
+
+def check_identity(config: RuntimeConfig, containers: Containers, mapping: UserMapping, ref: str) -> Check:
+    """STS GetCallerIdentity from a container of ``ref``, through a relay started as the wrapper does."""
+    try:
+        source, region = host_source(config.credentials_refresh)
+    except Exception as exc:  # a broken profile or config file: botocore's own message
+        return Check(IDENTITY, Level.PROBLEM, f"the host's AWS credentials do not resolve: {exc!s:.160}",
+                     "fix ~/.aws/config or the AWS_* variables on the host")  # fmt: skip
+    if source is None:
+        return Check(IDENTITY, Level.WARNING, "the host has no AWS credentials to relay",
+                     "attach an IAM role to the notebook instance")  # fmt: skip
+    relay = Relay(config.state.run, source, region)
+    name = f"{config.container_name}-doctor-sts-{os.getpid()}"
+    try:
+        found = _identity_in(containers, probe_argv(config, mapping, ref, relay.mount, name), name)
+    finally:
+        relay.close()
+    return identity_check(found)
 
 
 def _probe_in(containers: Containers, argv: list[str], name: str) -> Probe:
@@ -123,6 +159,15 @@ def _probe_in(containers: Containers, argv: list[str], name: str) -> Probe:
         containers.remove(name)
         return Probe("fail", reason=exc.what)
     return parse_probe(done.stdout, done.stderr)
+
+
+def _identity_in(containers: Containers, argv: list[str], name: str) -> Identity:
+    try:
+        done = containers.capture(argv, PROBE_SECONDS)
+    except EngineError as exc:
+        containers.remove(name)
+        return Identity(reason=exc.what)
+    return parse_identity(done.stdout, done.stderr)
 
 
 def _probe_on_host(endpoint: str) -> Probe:

@@ -160,3 +160,11 @@ def test_credentials_verdicts(container: Probe, host: Probe | None, level: Level
     if level is Level.PROBLEM:
         assert "SAGECODE_NETWORK=host" in check.fix
         assert "/s/home/.aws" in check.fix
+
+
+def test_credentials_cut_off_containers_are_fine_when_relayed() -> None:
+    """With the relay, a container that cannot reach IMDS itself is expected: OK, naming the role."""
+    cut_off, host = Probe("fail", reason="timed out"), Probe("ok", "v2", "r")
+    check = credentials_check(cut_off, host, "http://169.254.169.254", "/h", relayed=True)
+    assert check.level is Level.OK
+    assert check.detail.startswith("the host reaches the role r; the editor gets it through the relay")
