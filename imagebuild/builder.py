@@ -20,7 +20,7 @@ from imagebuild import cache, layers
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.engine import BuildRequest, Capabilities, Engine
-from imagebuild.errors import EngineError, StoreError
+from imagebuild.errors import EngineError
 from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
 from imagebuild.registry import manifest_labels
@@ -36,7 +36,8 @@ LOCK_WAIT_S = 3600.0
 # min and max alike), so auto exports nothing there and says so; elsewhere (a
 # docker-container builder, as in CI on GitHub) auto means max.
 CACHE_MODE_ENV = "SAGECODE_CACHE_MODE"
-MIN_FREE = 3 << 30
+# How BuildKit and the docker CLI report ENOSPC while writing the tar (or the cache).
+NO_SPACE = "no space left on device"
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,7 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
         request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache)
         console.step(f"building {p.image} ({_summary(p.versions)})")
-        try:
-            engine.build(request, console.line)
-        except BaseException:
-            tar.unlink(missing_ok=True)
-            raise
+        _run_build(engine, request, store, tar, console)
     if not caps.multi_output:
         _save_with_docker(p, engine, store, tar, console)
     saved = store.commit(tar, _with_compression(p.manifest(), caps))
@@ -103,6 +100,22 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     _tidy(p, store, console)
     console.step(f"saved {saved.tar} ({saved.tar_bytes / 1e6:.0f} MB) in {store.root}")
     return saved
+
+
+def _run_build(engine: Engine, request: BuildRequest, store: ImageStore, tar: Path,
+               console: Console) -> None:
+    """Build; on any failure remove the partial tar, and say so when the volume filled up."""
+    try:
+        engine.build(request, console.line)
+    except EngineError as exc:
+        written = tar.stat().st_size if tar.exists() else 0
+        tar.unlink(missing_ok=True)
+        if NO_SPACE in str(exc).lower():
+            raise store.full_error(written) from exc
+        raise
+    except BaseException:
+        tar.unlink(missing_ok=True)
+        raise
 
 
 def push(p: Plan, engine: Engine, refs: list[str], console: Console) -> None:
@@ -126,13 +139,7 @@ def _preflight(caps: Capabilities, store: ImageStore, console: Console, config: 
             f"Docker {caps.server_version} blocks clone3, which the image's glibc needs",
             "upgrade Docker to 20.10.10 or newer",
         )
-    free = store.free_bytes()
-    if free < MIN_FREE:
-        raise StoreError(
-            f"only {free >> 20} MiB free on the volume holding {store.root}; a build and save "
-            f"needs about {MIN_FREE >> 20} MiB",
-            "free space or grow the notebook's volume",
-        )
+    store.check_space()
     if caps.can_export_cache and cache_mode(caps, config.cache_mode) == "off":
         console.note(
             "not exporting the build cache: on this engine (docker driver, containerd store) "

@@ -39,6 +39,7 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
     store = ImageStore(config.state.images)
     with exclusive(config.state.run / "build.lock", 3600.0,
                    lambda: console.step("waiting for a build or restore to finish")):
+        store.remove_leftovers()
         current = store.current()
         if current is None and rebuild is not None and config.image_ref:
             return Restored("pulled", rebuild(config, None))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from imagebuild.errors import UsageError
+from imagebuild.errors import StoreError, UsageError
 from imagebuild.manifest import Manifest
-from imagebuild.store import CURRENT, ImageStore, file_sha256
+from imagebuild.store import CURRENT, FIRST_SAVE_BYTES, ImageStore, file_sha256
 
 
 def _manifest(tag: str) -> Manifest:
@@ -55,12 +57,13 @@ def test_store_failed_write_keeps_previous(tmp_path: Path) -> None:
     store.prepare()
     good = _save(store, "aaaa", b"good")
 
-    def broken() -> list[bytes]:
-        raise OSError(28, "No space left on device")
+    def broken() -> Iterator[bytes]:
+        yield b"x" * 100
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     partial = store.partial_path("bbbb")
-    with pytest.raises(OSError, match="No space"):
-        store.write_stream(iter([b"x", *broken()]), partial)
+    with pytest.raises(StoreError, match="filled up during the save"):
+        store.write_stream(broken(), partial)
     assert not partial.exists()
     assert store.current() == good
     assert store.verify(good) is None
@@ -103,3 +106,47 @@ def test_store_current_ignores_garbage(tmp_path: Path) -> None:
     store.prepare()
     (tmp_path / CURRENT).write_text("not json")
     assert store.current() is None
+
+
+def test_store_needed_bytes_follow_the_current_tar(tmp_path: Path) -> None:
+    """A save needs the current tar's size and a quarter; with nothing saved, the first-save size."""
+    store = ImageStore(tmp_path)
+    store.prepare()
+    assert store.needed_bytes() == FIRST_SAVE_BYTES
+    _save(store, "aaaa", b"x" * 4000)
+    assert store.needed_bytes() == 5000
+
+
+def test_store_check_space_names_the_space_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too little free space is refused before a save starts, in one line with the MiB needed."""
+    store = ImageStore(tmp_path)
+    store.prepare()
+    _save(store, "aaaa", b"x" * (8 << 20))
+    monkeypatch.setattr(store, "free_bytes", lambda: 9 << 20)
+    with pytest.raises(StoreError) as caught:
+        store.check_space()
+    assert str(caught.value).startswith(f"only 9 MiB free on the volume holding {tmp_path}; "
+                                        "saving the image needs about 10 MiB")
+    assert "\n" not in str(caught.value)
+    monkeypatch.setattr(store, "free_bytes", lambda: 10 << 20)
+    store.check_space()
+
+
+def test_store_full_error_says_at_least_what_was_written(tmp_path: Path) -> None:
+    """A volume that filled up mid-save asks for more than was written, not for the old estimate."""
+    store = ImageStore(tmp_path)
+    store.prepare()
+    _save(store, "aaaa", b"x" * (1 << 20))
+    message = str(store.full_error(40 << 20))
+    assert "40 MiB written" in message
+    assert "needs at least 50 MiB" in message
+    assert "previous image is kept" in message
+
+
+def test_store_write_stream_other_os_errors_are_store_errors(tmp_path: Path) -> None:
+    """A write into a directory that vanished is a StoreError naming the store, not a traceback."""
+    store = ImageStore(tmp_path / "images")
+    store.prepare()
+    (tmp_path / "images").rmdir()
+    with pytest.raises(StoreError, match="cannot write the image"):
+        store.write_stream([b"x"], store.partial_path("bbbb"))

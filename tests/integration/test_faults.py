@@ -1,0 +1,244 @@
+"""Faults injected for real into a build and save of the small image: a volume that is too
+small or fills up mid-save (a tmpfs), the build killed with SIGKILL, the engine restarting.
+
+Each test starts from a saved image and checks that it survives: its tar still matches its
+checksum and loads, ``current.json`` still names it, no partial file is left, and the next
+run succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagebuild.manifest import Manifest
+from imagebuild.store import PARTIAL, ImageStore
+from tests.integration.conftest import (
+    BASE_IMAGE,
+    ENGINE_SCRIPT,
+    IN_CI,
+    ROOT,
+    SMALL,
+    build_args,
+    engine_up,
+    imagebuild,
+    need,
+)
+
+pytestmark = [pytest.mark.engine]
+# A second small image with other content than SMALL's: a build that must save a new tar.
+OTHER = (*SMALL[:-1], f"{SMALL[-1]},shell")
+MIB = 1 << 20
+
+
+def _current(state: Path) -> Manifest:
+    current = ImageStore(state / "images").current()
+    assert current is not None
+    return current
+
+
+def _partials(state: Path) -> list[Path]:
+    return sorted((state / "images").glob(f"*{PARTIAL}*"))
+
+
+def _assert_previous_survives(state: Path, previous: Manifest) -> None:
+    """The previous image is still current, matches its checksum, loads, and nothing is half-written."""
+    store = ImageStore(state / "images")
+    assert store.current() == previous
+    assert store.verify(previous) is None
+    assert sorted(p.name for p in (state / "images").glob("*.tar")) == [previous.tar]
+    loaded = subprocess.run(["docker", "load", "-i", str(store.tar_path(previous))],
+                            check=False, capture_output=True, text=True, timeout=600)
+    assert loaded.returncode == 0, loaded.stderr
+    assert previous.image in loaded.stdout
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def _start_build(state: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m imagebuild`` in its own process group, as a hook's background job runs it;
+    its output goes to ``_log(state)`` (a pipe nobody reads could stall it)."""
+    cmd = [sys.executable, "-m", "imagebuild", "--state-dir", str(state), *build_args(), *args]
+    with _log(state).open("wb") as log:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _log(state: Path) -> Path:
+    return state.parent / f"{state.name}-build.log"
+
+
+def _wait_for_partial(state: Path, proc: subprocess.Popen[bytes], timeout: float = 600) -> Path:
+    """The partial tar of a running save, once it holds some bytes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = [p for p in _partials(state) if ".json" not in p.name and _size(p) > 0]
+        if found:
+            return found[0]
+        time.sleep(0.005)
+    raise AssertionError(f"no partial tar appeared (exit code {proc.poll()})")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _wait_for_output(state: Path, proc: subprocess.Popen[bytes], text: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in _log(state).read_text(errors="replace"):
+        assert proc.poll() is None, f"the build ended before {text!r} appeared"
+        assert time.monotonic() < deadline, f"{text!r} never appeared"
+        time.sleep(0.1)
+
+
+def _finish(state: Path, proc: subprocess.Popen[bytes], timeout: float = 900) -> str:
+    proc.wait(timeout)
+    return _log(state).read_text(errors="replace")
+
+
+def _mount_tmpfs(path: Path, size: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=755", "sagecode-test", str(path)],
+                   check=True, capture_output=True, timeout=30)
+
+
+def _resize_tmpfs(path: Path, free: int) -> None:
+    """Shrink the tmpfs so that ``free`` bytes are left."""
+    stats = os.statvfs(path)
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    subprocess.run(["mount", "-o", f"remount,size={used + free}", str(path)],
+                   check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def small_volume(docker_engine: None, tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs state dir (mounted large, shrunk by the test) holding a saved small image."""
+    need(os.geteuid() == 0, "mounting a tmpfs volume needs root")
+    volume = tmp_path / "volume"
+    _mount_tmpfs(volume, 4 << 30)  # a size limit only: tmpfs uses memory as files are written
+    try:
+        imagebuild(volume, *build_args(), *SMALL)
+        yield volume
+    finally:
+        subprocess.run(["umount", "-l", str(volume)], check=False, capture_output=True, timeout=30)
+
+
+def test_full_volume_is_refused_before_the_build(small_volume: Path) -> None:
+    """Too little room for another tar: one line with the MiB needed, before any build step."""
+    previous = _current(small_volume)
+    _resize_tmpfs(small_volume, previous.tar_bytes)
+    result = imagebuild(small_volume, *build_args(), *OTHER, check=False)
+    assert result.returncode == 2
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    needed = -(-(previous.tar_bytes + previous.tar_bytes // 4) // MIB)
+    assert f"saving the image needs about {needed} MiB" in errors[0]
+    assert "building" not in result.stderr
+    _assert_previous_survives(small_volume, previous)
+
+
+def test_volume_filling_up_mid_save_keeps_previous_image(small_volume: Path) -> None:
+    """The volume fills up while the new tar is written: partial removed, previous kept, a rerun works."""
+    previous = _current(small_volume)
+    _resize_tmpfs(small_volume, previous.tar_bytes * 2)
+    filler = small_volume / "filler"
+    proc = _start_build(small_volume, *OTHER)
+    _wait_for_partial(small_volume, proc)
+    fill = threading.Thread(target=_fill, args=(filler,))
+    fill.start()
+    stderr = _finish(small_volume, proc)
+    fill.join()
+    assert proc.returncode == 2, stderr
+    errors = _error_lines(stderr)
+    assert len(errors) == 1, stderr
+    assert f"the volume holding {small_volume / 'images'} filled up during the save" in errors[0]
+    assert "MiB free); the save needs at least" in errors[0]
+    assert "the previous image is kept" in errors[0]
+    assert _partials(small_volume) == []
+    _assert_previous_survives(small_volume, previous)
+    filler.unlink()
+    imagebuild(small_volume, *build_args(), *OTHER)
+    assert _current(small_volume) != previous
+    assert ImageStore(small_volume / "images").verify(_current(small_volume)) is None
+
+
+def _fill(path: Path) -> None:
+    """Write ``path`` until the volume is full, as another program on the notebook might."""
+    block = b"\0" * MIB
+    with path.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(block)
+                out.flush()
+        except OSError:
+            return
+
+
+def test_sigkill_during_save_keeps_previous_tar_and_next_run_cleans_up(
+    docker_engine: None, tmp_path: Path
+) -> None:
+    """python -m imagebuild SIGKILLed while writing its tar: the old tar stays valid and loadable,
+    the leftover is removed by the next run, which then succeeds."""
+    imagebuild(tmp_path, *build_args(), *SMALL)
+    previous = _current(tmp_path)
+    proc = _start_build(tmp_path, *OTHER)
+    partial = _wait_for_partial(tmp_path, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL
+    assert partial.exists()  # killed mid-write: nothing could clean up
+    _assert_previous_survives(tmp_path, previous)
+    restored = imagebuild(tmp_path, "restore", "--no-build")
+    assert restored.stdout.strip() == f"{previous.image} present"
+    assert _partials(tmp_path) == []
+    imagebuild(tmp_path, *build_args(), *OTHER)
+    assert _partials(tmp_path) == []
+    assert ImageStore(tmp_path / "images").verify(_current(tmp_path)) is None
+
+
+def _restart_engine() -> None:
+    """Stop dockerd (not containerd, not its state) by its pid and start it again with the engine script."""
+    pid = subprocess.run(["pgrep", "-u", "0", "-x", "dockerd"], check=True, capture_output=True,
+                         text=True).stdout.split()[0]
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    subprocess.run(["bash", str(ENGINE_SCRIPT), "--base-image", BASE_IMAGE],
+                   check=True, capture_output=True, timeout=900)
+
+
+@pytest.mark.wipe
+def test_engine_restart_mid_build_is_one_line_and_next_run_succeeds(
+    docker_engine: None, tmp_path: Path
+) -> None:
+    """dockerd restarts while a build runs: one error line, the old image kept, the next run builds."""
+    need(IN_CI or os.environ.get("SAGECODE_TEST_WIPE") == "1",
+         "restarting the shared engine needs SAGECODE_TEST_WIPE=1 outside CI")
+    imagebuild(tmp_path, *build_args(), *SMALL)
+    previous = _current(tmp_path)
+    proc = _start_build(tmp_path, *OTHER, "--no-cache")
+    _wait_for_output(tmp_path, proc, "apt-install.sh")  # a build step is running
+    _restart_engine()
+    stderr = _finish(tmp_path, proc)
+    assert proc.returncode == 2, stderr
+    errors = _error_lines(stderr)
+    assert len(errors) == 1, stderr
+    assert errors[0].startswith("error: the image build failed")
+    assert _partials(tmp_path) == []
+    assert engine_up()
+    _assert_previous_survives(tmp_path, previous)
+    imagebuild(tmp_path, *build_args(), *OTHER)
+    assert ImageStore(tmp_path / "images").verify(_current(tmp_path)) is None
