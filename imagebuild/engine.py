@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from python_on_whales import DockerClient, DockerException
+from python_on_whales import ClientNotFoundError, DockerClient, DockerException
 
 from imagebuild.errors import EngineError
 
@@ -129,7 +129,8 @@ class Engine:
 
     def build(self, request: BuildRequest, on_line: OnLine) -> None:
         """Run the build, streaming BuildKit's plain progress to ``on_line``."""
-        cmd = [*self.docker.client_config.docker_cmd, *request.argv()]
+        cmd = [*self._call("docker buildx build", lambda: self.docker.client_config.docker_cmd),
+               *request.argv()]
         tail: list[str] = []
         try:
             for _, raw in _stream(cmd):
@@ -210,8 +211,10 @@ class Engine:
             return fn()
         except DockerException as exc:
             raise _engine_error(what, exc) from exc
-        except FileNotFoundError as exc:
-            raise EngineError("the docker command is not installed", "install Docker") from exc
+        except (FileNotFoundError, ClientNotFoundError) as exc:
+            raise EngineError(
+                "the docker command is not installed", "install Docker or put it on PATH"
+            ) from exc
 
 
 def _stream(cmd: list[str]) -> Iterator[tuple[str, bytes]]:

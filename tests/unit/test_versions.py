@@ -5,10 +5,12 @@ npm and pip are the real clients, pointed at the fakes through their usual setti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -462,3 +464,59 @@ def test_pip_client_missing_package_raises_version_error(pip_index: FakeServer) 
     with pytest.raises(VersionError, match="No matching distribution") as caught:
         PipClient().view_version("missing-pkg", "latest")
     assert "\n" not in str(caught.value)
+
+
+@pytest.fixture
+def hanging() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A server that accepts connections and never answers (a stalled proxy or GitHub)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def test_resolve_github_release_hanging_github_gives_up_in_bounded_time(
+    hanging: tuple[str, list[socket.socket]],
+) -> None:
+    """API and web both accept and never answer: a VersionError within the deadline plus one timeout."""
+    base, held = hanging
+    github = GitHubReleases(api_base=f"{base}/api", web_base=f"{base}/web", deadline_s=2.0, timeout_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(VersionError, match="Timeout") as caught:
+        github.release("latest")
+    assert time.monotonic() - started < 6.0
+    assert len(held) >= 2  # the requests really were accepted, then left hanging
+    assert "proxy" in caught.value.fix
+
+
+def test_resolve_github_release_hanging_api_falls_back_to_redirect(
+    hanging: tuple[str, list[socket.socket]], fake: FakeServer,
+) -> None:
+    """An API that never answers is given up on in time, and the web redirect names the version."""
+    fake.script(WEB_LATEST, Reply(302, None, REDIRECT))
+    github = GitHubReleases(api_base=f"{hanging[0]}/api", web_base=f"{fake.base}/web",
+                            deadline_s=2.0, timeout_s=1.0)
+    started = time.monotonic()
+    assert github.release("latest").version == "4.140.0"
+    assert time.monotonic() - started < 5.0
+
+
+@needs_npm
+def test_resolve_code_server_auto_hanging_github_falls_back_to_npm(
+    hanging: tuple[str, list[socket.socket]], npm_registry: FakeServer,
+) -> None:
+    """source=auto with GitHub hanging: npm answers after a bounded wait."""
+    github = GitHubReleases(api_base=f"{hanging[0]}/api", web_base=f"{hanging[0]}/web",
+                            deadline_s=2.0, timeout_s=1.0)
+    started = time.monotonic()
+    assert resolve_code_server("latest", "auto", github=github).source == "npm"
+    assert time.monotonic() - started < 10.0
