@@ -16,6 +16,10 @@ from imagebuild.manifest import read as read_lock
 from imagebuild.versions import NpmClient, PipClient, resolve_code_server, validate_version
 
 Versions = dict[str, str]
+# The command-line flag of each want, so a bad version names what to change.
+FLAGS = {"code-server": "--code-server", "awscli": "--aws-cli", "mise": "--mise",
+         "claude-code": "--claude-code", "cline": "--cline"}
+EXAMPLES = {"code-server": "4.139.1", "awscli": "2.27.0"}
 
 
 def resolve(config: BuildConfig, console: Console, npm: Optional[NpmClient] = None) -> Versions:
@@ -24,8 +28,8 @@ def resolve(config: BuildConfig, console: Console, npm: Optional[NpmClient] = No
     if config.lock_file:
         return _from_lock(config, wants)
     for want in wants:
-        label = f"--{want.key}" if want.key == "code-server" else want.key
-        validate_version(label, want.spec, ranges=want.source in ("npm", "pypi"), example="4.139.1")
+        validate_version(FLAGS.get(want.key, want.key), want.spec, ranges=want.source in ("npm", "pypi"),
+                         example=EXAMPLES.get(want.key, "1.2.3"))
     out: Versions = {}
     for want in wants:
         console.step(f"resolving {want.key} {want.spec}")
