@@ -9,7 +9,7 @@ image's files but seeds the first-start script merges into the user's home, once
 from __future__ import annotations
 
 from imagebuild.layers.entrypoint import seed_files
-from imagebuild.layers.model import Copy, Layer, Stage, Want
+from imagebuild.layers.model import Copy, File, Layer, Stage, Want
 
 PREFIX = "/opt/agents"
 COMMANDS = ("claude", "cline")
@@ -37,14 +37,25 @@ def stage(claude_code: str, cline: str) -> Stage:
     )
 
 
+def slim_stage() -> Stage:
+    """Cline's embedding packages removed when its command works without them (a stage of
+    its own: editing the script must not reinstall the CLIs)."""
+    return Stage(
+        name="agents-slim",
+        parent="agents",
+        files=(File("agents/trim-cline.sh", "/usr/local/bin/trim-cline", 0o755),),
+        run=(f"trim-cline {PREFIX}",),
+    )
+
+
 def layer(claude_code: str, cline: str) -> Layer:
     """The CLIs on PATH, and their Bedrock defaults for the first start."""
     return Layer(
         name="agents",
         summary="Claude Code and Cline from the npm registry",
         version=f"claude-code {claude_code}, cline {cline}",
-        stages=(stage(claude_code, cline),),
-        copies=(Copy("agents", PREFIX, PREFIX),),
+        stages=(stage(claude_code, cline), slim_stage()),
+        copies=(Copy("agents-slim", PREFIX, PREFIX),),
         files=seed_files("agents", SEEDS),
         # The prefix belongs to root and is rebuilt with the image: no self-updates.
         env=(("DISABLE_AUTOUPDATER", "1"),),
