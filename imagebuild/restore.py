@@ -3,7 +3,9 @@
 1. the engine already has the current image: nothing to do;
 2. the saved tar matches its checksum: load it;
 3. otherwise (missing, truncated, corrupt, unloadable): rebuild the same versions from
-   the persisted build cache, unless asked not to build.
+   the persisted build cache, unless asked not to build;
+4. a ``current.json`` that does not read (damaged, or written by an older format): build
+   afresh with the configured versions (or pull, with an image reference).
 """
 
 from __future__ import annotations
@@ -41,10 +43,8 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
                    lambda: console.step("waiting for a build or restore to finish")):
         store.remove_leftovers()
         current = store.current()
-        if current is None and rebuild is not None and config.image_ref:
-            return Restored("pulled", rebuild(config, None))
         if current is None:
-            raise StoreError(f"no saved image in {store.root}", "build one: python -m imagebuild")
+            return _without_manifest(config, store, console, rebuild)
         if engine.image_id(current.image):
             _tag_latest(engine, config, current)
             console.step(f"{current.image} is already in the engine")
@@ -64,6 +64,22 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
         platform=current.platform, disabled=frozenset(ORDER) - set(current.layers),
     )
     return Restored("built", rebuild(locked, current))
+
+
+def _without_manifest(config: BuildConfig, store: ImageStore, console: Console,
+                      rebuild: Optional[Rebuild]) -> Restored:
+    """Nothing saved, or a ``current.json`` that does not read (damaged, or an older format)."""
+    path = store.root / CURRENT
+    unreadable = path.exists()
+    what = f"no saved image in {store.root}"
+    if unreadable:
+        what = f"{path} is unreadable or from an older format"
+    if rebuild is None or not (unreadable or config.image_ref):
+        raise StoreError(what, "build one: python -m imagebuild")
+    if config.image_ref:
+        return Restored("pulled", rebuild(config, None))
+    console.note(f"{what}: building the image afresh")
+    return Restored("built", rebuild(config, None))
 
 
 def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:

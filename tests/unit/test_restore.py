@@ -1,0 +1,134 @@
+"""restore's decisions against a fake engine: a real store on disk with a saved tar that is
+intact, truncated, or whose manifest is from an older format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from imagebuild.config import BuildConfig
+from imagebuild.console import Console
+from imagebuild.errors import StoreError
+from imagebuild.manifest import Manifest
+from imagebuild.paths import StatePaths
+from imagebuild.restore import Restored, restore
+from imagebuild.store import CURRENT, ImageStore
+
+TAR = b"a saved image"
+
+
+class FakeEngine:
+    """Holds the images it was given; ``load`` reads the whole stream like docker load."""
+
+    def __init__(self) -> None:
+        self.images: set[str] = set()
+        self.loaded = b""
+
+    def image_id(self, ref: str) -> Optional[str]:
+        return f"sha256:{ref}" if ref in self.images else None
+
+    def load(self, chunks: Iterable[bytes]) -> list[str]:
+        self.loaded = b"".join(chunks)
+        self.images.add("sagecode:aaaa")
+        return ["sagecode:aaaa"]
+
+    def tag(self, ref: str, new: str) -> None:
+        self.images.add(new)
+
+
+class Rebuilds:
+    """Records each rebuild and returns a new manifest."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[BuildConfig, Optional[Manifest]]] = []
+
+    def __call__(self, config: BuildConfig, old: Optional[Manifest]) -> Manifest:
+        self.calls.append((config, old))
+        return Manifest(image="sagecode:bbbb", content="b" * 64, versions={}, layers=("base",),
+                        base_image="b", platform="amd64")
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> BuildConfig:
+    """A state dir whose store holds one committed tar."""
+    config = BuildConfig(state=StatePaths(tmp_path))
+    store = ImageStore(config.state.images)
+    store.prepare()
+    partial = store.partial_path("aaaa")
+    store.write_stream([TAR], partial)
+    store.commit(partial, Manifest(image="sagecode:aaaa", content="a" * 64, versions={"code-server": "4.1.0"},
+                                   layers=("base", "entrypoint"), base_image="b", platform="amd64"))
+    return config
+
+
+def _restore(config: BuildConfig, engine: FakeEngine, rebuild: Optional[Rebuilds]) -> Restored:
+    return restore(config, engine, Console(quiet=True), rebuild)  # type: ignore[arg-type]
+
+
+def _truncate(config: BuildConfig) -> Manifest:
+    store = ImageStore(config.state.images)
+    current = store.current()
+    assert current is not None
+    store.tar_path(current).write_bytes(TAR[:4])
+    return current
+
+
+def test_restore_loads_an_intact_tar(saved: BuildConfig) -> None:
+    """A tar that matches its checksum is loaded, whole, and nothing is rebuilt."""
+    engine, rebuild = FakeEngine(), Rebuilds()
+    assert _restore(saved, engine, rebuild).action == "loaded"
+    assert engine.loaded == TAR
+    assert rebuild.calls == []
+
+
+def test_restore_truncated_tar_rebuilds_the_same_versions(saved: BuildConfig) -> None:
+    """A truncated tar is not loaded; the rebuild is locked to the saved manifest's versions and layers."""
+    current = _truncate(saved)
+    engine, rebuild = FakeEngine(), Rebuilds()
+    assert _restore(saved, engine, rebuild).action == "built"
+    assert engine.loaded == b""
+    [(config, old)] = rebuild.calls
+    assert old == current
+    assert config.lock_file == saved.state.images / CURRENT
+    assert "awscli" in config.disabled
+    assert "entrypoint" not in config.disabled
+
+
+def test_restore_truncated_tar_without_build_is_one_line(saved: BuildConfig) -> None:
+    """--no-build with a truncated tar: a StoreError saying what is wrong, on one line."""
+    _truncate(saved)
+    with pytest.raises(StoreError, match=r"the saved image is unusable: .* has 4 bytes") as caught:
+        _restore(saved, FakeEngine(), None)
+    assert "\n" not in str(caught.value)
+
+
+def test_restore_older_manifest_format_builds_afresh(saved: BuildConfig,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A current.json of another schema is reported and the image is built with the configured versions."""
+    path = saved.state.images / CURRENT
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema": 0}))
+    rebuild = Rebuilds()
+    assert _restore(saved, FakeEngine(), rebuild).action == "built"
+    assert rebuild.calls == [(saved, None)]
+    assert "unreadable or from an older format: building the image afresh" in capsys.readouterr().err
+
+
+def test_restore_older_manifest_format_without_build_is_one_line(saved: BuildConfig) -> None:
+    """--no-build with an older current.json: one line that says so and how to build."""
+    (saved.state.images / CURRENT).write_text('{"schema": 0}')
+    with pytest.raises(StoreError, match=r"from an older format \(build one: python -m imagebuild\)"):
+        _restore(saved, FakeEngine(), None)
+
+
+def test_restore_removes_leftovers_of_a_killed_save(saved: BuildConfig) -> None:
+    """Partial files of a save that was killed are removed by the next restore."""
+    leftover = saved.state.images / "bbbb.partial-999999"
+    leftover.write_bytes(b"half a tar")
+    engine = FakeEngine()
+    engine.images.add("sagecode:aaaa")
+    assert _restore(saved, engine, None).action == "present"
+    assert not leftover.exists()
