@@ -58,7 +58,8 @@ def test_cli_bad_flag_is_refused_before_any_work(tmp_path: Path, argv: list[str]
     _assert_refused(tmp_path, _run(tmp_path, *argv), message)
 
 
-@pytest.mark.parametrize("text", ["{nope", '{"schema": 1}', "[]", ""], ids=["syntax", "fields", "list", "empty"])
+@pytest.mark.parametrize("text", ["{nope", '{"schema": 1}', "[]", ""],
+                         ids=["syntax", "fields", "list", "empty"])
 def test_cli_unparsable_lock_is_refused_before_any_work(tmp_path: Path, text: str) -> None:
     """A lock file that does not parse as a sagecode lock: one line, nothing done."""
     lock = tmp_path / "lock.txt"
