@@ -33,12 +33,19 @@ DEFAULT_LAYERS = [n for n in layers.ORDER if n not in layers.OPTIONAL]
 TOKEN = "ghp_sagecodeFakeToken0123456789"
 PROXY_PASSWORD = "FakeProxyPassw0rd"
 INDEX_TOKEN = "FakeIndexToken42"
+AWS_SECRET = "sagecodeFakeAwsSecretKey/0123456789abcdefghij"
+AWS_SESSION = "sagecodeFakeAwsSessionToken0123456789"
 FAKE_SECRETS = {
     "GITHUB_TOKEN": TOKEN,
     "HTTPS_PROXY": f"http://sagecode:{PROXY_PASSWORD}@proxy.invalid:3128",
     "https_proxy": f"http://sagecode:{PROXY_PASSWORD}@proxy.invalid:3128",
     "PIP_INDEX_URL": f"https://aws:{INDEX_TOKEN}@pypi.invalid/simple",
+    "AWS_ACCESS_KEY_ID": "AKIASAGECODEFAKE0001",
+    "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    "AWS_SESSION_TOKEN": AWS_SESSION,
 }
+SECRETS = [TOKEN.encode(), PROXY_PASSWORD.encode(), INDEX_TOKEN.encode(), AWS_SECRET.encode(),
+           AWS_SESSION.encode()]
 
 
 def docker(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -267,14 +274,25 @@ def small_build(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_no_token_or_proxy_credentials_in_image(small_build: SmallBuild) -> None:
-    """Tokens and proxy credentials reach the build only as a secret: in no layer, config or history."""
-    needles = [TOKEN.encode(), PROXY_PASSWORD.encode(), INDEX_TOKEN.encode()]
+    """Tokens, proxy and AWS credentials reach the build only as a secret: in no layer, config or history."""
+    needles = SECRETS
     _, found = scan_tar(_saved_tar(small_build.state), needles)
     assert found == set()
     inspect = docker("image", "inspect", small_build.image).stdout
     inspect += docker("history", "--no-trunc", small_build.image).stdout
     assert not [n for n in needles if n.decode() in inspect]
     assert "proxy.invalid" not in inspect
+
+
+def test_no_secret_in_build_output_or_state_files(small_build: SmallBuild) -> None:
+    """The build's output and every file it left in the state dir (manifests, logs, locks) hold
+    no token, proxy or AWS credential and no line of the CA bundle (the tar has its own scan)."""
+    needles = [*SECRETS, *proxy_ca_lines()]
+    assert [n for n in needles if n.decode() in small_build.output] == []
+    files = [p for p in small_build.state.rglob("*") if p.is_file() and p.suffix != ".tar"]
+    assert any(p.suffix == ".json" for p in files)  # the scan has something to read
+    leaks = [(p.name, n.decode()) for p in files for n in needles if n in p.read_bytes()]
+    assert leaks == []
 
 
 def test_kiro_unreachable_is_skipped_with_warning(small_build: SmallBuild) -> None:
