@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BASE_IMAGE ?= local/debian:bookworm
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
-.PHONY: help venv lint test unit integration image bench clean
+.PHONY: help venv lint test unit integration image bench bench-image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,8 +37,13 @@ test: venv ## everything: lint, unit and integration tests
 image: venv ## build and save the image here (no registry, GitHub or AWS access)
 	$(BIN)/python -m imagebuild --base-image $(BASE_IMAGE) --code-server-source npm --ca-bundle $(CA_BUNDLE)
 
-bench: venv ## benchmarks (print figures and ratios against a baseline)
-	$(BIN)/python -m bench
+BENCH_STATE ?= /var/tmp/sagecode-bench/full
+
+bench-image: venv ## build (or keep) the full image the restart benchmark restores
+	$(BIN)/python -m imagebuild --state-dir $(BENCH_STATE) --base-image $(BASE_IMAGE) --code-server-source npm --ca-bundle $(CA_BUNDLE)
+
+bench: bench-image ## benchmarks, root only, wipes the engine (figures and ratios against a baseline)
+	$(BIN)/python -m bench --state $(BENCH_STATE)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""``python -m bench [image|restart|build|all]``: run benchmarks, print a Markdown report.
+
+Needs root and ``docker-engine.sh`` (it wipes the engine between runs, as an instance
+restart does): run it on a machine where nothing else uses the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench import build, image, restart
+from bench.common import ROOT, BenchError, Row, machine, say, table
+
+DEFAULT_STATE = Path("/var/tmp/sagecode-bench/full")  # noqa: S108 (root-only bench machine)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("what", nargs="*", default=["all"], choices=["image", "restart", "build", "all"])
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
+                        help=f"state folder holding the saved image to restore (default {DEFAULT_STATE})")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each measure (default 3)")
+    parser.add_argument("--bumps", type=int, default=5, help="code-server version bumps (default 5)")
+    parser.add_argument("--layers", choices=["code-server", "all"], default="code-server",
+                        help="layer set of the build benchmark (default base,node,code-server,entrypoint)")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts",
+                        help="folder for the report (default artifacts/)")
+    args = parser.parse_args()
+    what = {"image", "restart", "build"} if "all" in args.what else set(args.what)
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3 (medians of fewer runs mean little)")
+    rows: list[Row] = []
+    notes: list[str] = []
+    started = time.monotonic()
+    try:
+        if "image" in what:
+            manifest = restart.current(args.state)
+            restart.restore(args.state)  # the image must be in the engine to be measured
+            say("image size and wrapper start-up")
+            sized, parts = image.size(manifest)
+            rows += sized
+            notes += ["Largest parts of the image (uncompressed):", *parts]
+            rows.append(image.startup())
+        if "restart" in what:
+            rows += restart.bench(args.state, args.rounds)
+        if "build" in what:
+            layers = () if args.layers == "all" else build.CODE_SERVER_SET
+            rows += build.bench(args.rounds, args.bumps, layers)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    report = "\n".join([
+        f"# sagecode benchmarks ({machine()})", "",
+        f"`python -m bench {' '.join(sorted(what))} --rounds {args.rounds}`, "
+        f"{(time.monotonic() - started) / 60:.0f} min.", "",
+        table(rows), "", *notes, "",
+    ])  # fmt: skip
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.md"
+    path.write_text(report)
+    say(f"report written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
