@@ -11,10 +11,12 @@ import pytest
 from imagebuild.console import human
 from imagebuild.manifest import Manifest
 from runtime.images import describe
-from tests.integration.runtime_support import Sandbox, docker, get, make_sandbox, me
+from tests.integration.credential_support import bridge_gateway
+from tests.integration.runtime_support import Sandbox, docker, free_port, get, make_sandbox, me
 from tests.unit.runtime_fakes import FakeIMDS
 
-pytest_plugins = ["tests.integration.runtime_fixtures"]
+pytest_plugins = ["tests.integration.runtime_fixtures", "tests.integration.credential_fixtures"]
+IDENTITY = "arn:aws:sts::123456789012:user/moto (account 123456789012)"
 pytestmark = [pytest.mark.engine, pytest.mark.image]
 
 
@@ -42,15 +44,10 @@ def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     return {label: text.strip() for label, text in pairs}
 
 
-def imds_env(imds: FakeIMDS) -> dict[str, str]:
-    """The SDKs' variable pointing doctor's probe at the stand-in."""
-    return {"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url}
-
-
-def bridge_gateway() -> str:
-    """The host's address on the default bridge, where containers reach it."""
-    found = docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}")
-    return found.stdout.strip()
+def imds_env(imds: FakeIMDS, sts: str) -> dict[str, str]:
+    """The SDKs' variables pointing doctor at the stand-ins: IMDS (the only credentials) and STS."""
+    return {"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url, "AWS_ENDPOINT_URL_STS": sts,
+            "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}  # fmt: skip
 
 
 def test_status_reports_image_tar_container_and_activity(saved_box: Sandbox, editor_image: Manifest) -> None:
@@ -71,10 +68,12 @@ def test_status_reports_image_tar_container_and_activity(saved_box: Sandbox, edi
     assert after["heartbeat"].startswith("last activity ")
 
 
-def test_doctor_passes_with_container_reaching_credentials(saved_box: Sandbox, jupyter_env: Path) -> None:
+def test_doctor_passes_with_container_reaching_credentials(
+    saved_box: Sandbox, jupyter_env: Path, moto_sts: str
+) -> None:
     """On this rootful engine every check is OK; credentials come from a stand-in IMDS on the bridge."""
     with FakeIMDS(host=bridge_gateway()) as imds:
-        done = saved_box.sagecode("doctor", "--jupyter-env", str(jupyter_env), env=imds_env(imds))
+        done = saved_box.sagecode("doctor", "--jupyter-env", str(jupyter_env), env=imds_env(imds, moto_sts))
     out = done.stdout.splitlines()
     version = docker("version", "-f", "{{.Server.Version}}").stdout.strip()
     assert f"OK       engine: Docker {version}" in out
@@ -83,19 +82,50 @@ def test_doctor_passes_with_container_reaching_credentials(saved_box: Sandbox, j
     assert any(line.startswith("OK       volume space: ") for line in out), out
     assert f"OK       jupyter-server-proxy: 4.6.1 in {jupyter_env}" in out
     assert "OK       instance credentials: a container reaches the role nb-role (IMDSv2)" in out
+    assert f"OK       AWS identity: a container gets {IDENTITY} through the relay" in out
     assert out[-1] == "0 problem(s), 0 warning(s)"
     assert done.returncode == 0
 
 
-def test_doctor_problem_when_only_the_host_reaches_credentials(saved_box: Sandbox, jupyter_env: Path) -> None:
-    """An IMDS the host reaches but a bridged container cannot (loopback here) is a problem: exit 1."""
+def test_doctor_identity_through_the_relay_when_containers_cannot_reach_imds(
+    saved_box: Sandbox, jupyter_env: Path, moto_sts: str
+) -> None:
+    """An IMDS only the host reaches (loopback here) is fine with the relay: containers get an identity."""
     with FakeIMDS(host="127.0.0.1") as imds:
-        done = saved_box.sagecode("doctor", "--jupyter-env", str(jupyter_env), env=imds_env(imds))
+        done = saved_box.sagecode("doctor", "--jupyter-env", str(jupyter_env), env=imds_env(imds, moto_sts))
+    out = done.stdout.splitlines()
+    assert any(line.startswith("OK       instance credentials: the host reaches the role nb-role; the editor "
+                               "gets it through the relay") for line in out), out  # fmt: skip
+    assert f"OK       AWS identity: a container gets {IDENTITY} through the relay" in out
+    assert done.returncode == 0, done.stdout
+
+
+def test_doctor_problem_when_the_container_gets_no_identity(saved_box: Sandbox, jupyter_env: Path) -> None:
+    """STS unreachable from the container: one problem line naming the endpoint, with what to do; exit 1."""
+    closed = f"http://{bridge_gateway()}:{free_port()}"
+    with FakeIMDS(host="127.0.0.1") as imds:
+        done = saved_box.sagecode("doctor", "--jupyter-env", str(jupyter_env), env=imds_env(imds, closed))
+    problems = [line for line in done.stdout.splitlines() if line.startswith("problem  ")]
+    assert len(problems) == 1, done.stdout
+    said = f"problem  AWS identity: a container gets no identity: cannot reach STS at {closed}"
+    assert problems[0].startswith(said)
+    assert "set AWS_ENDPOINT_URL_STS" in done.stdout
+    assert not [key for key in FakeIMDS.KEYS.values() if key in done.stdout + done.stderr]
+    assert done.returncode == 1
+
+
+def test_doctor_problem_when_only_the_host_reaches_credentials(saved_box: Sandbox, jupyter_env: Path) -> None:
+    """Without the relay, an IMDS the host reaches but a bridged container cannot is a problem: exit 1."""
+    off = {"SAGECODE_CREDENTIALS": "off"}
+    with FakeIMDS(host="127.0.0.1") as imds:
+        env = {**imds_env(imds, ""), **off}
+        done = saved_box.sagecode("doctor", "--jupyter-env", str(jupyter_env), env=env)
     problems = [line for line in done.stdout.splitlines() if line.startswith("problem  ")]
     assert len(problems) == 1, done.stdout
     assert problems[0].startswith(
         "problem  instance credentials: the host reaches the role nb-role, a container"
     )
+    assert "warning  AWS identity: not checked: SAGECODE_CREDENTIALS=off" in done.stdout
     assert done.returncode == 1
 
 

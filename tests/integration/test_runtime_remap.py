@@ -22,6 +22,13 @@ import pytest
 
 from imagebuild.manifest import Manifest
 from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, IN_CI, ROOT, need
+from tests.integration.credential_support import (
+    MOTO_ACCOUNT,
+    MOTO_KEYS,
+    accounts_in_editor,
+    launch,
+    relayed,
+)
 from tests.integration.runtime_support import (
     TEST_USER,
     Sandbox,
@@ -32,7 +39,7 @@ from tests.integration.runtime_support import (
     other_account,
 )
 
-pytest_plugins = ["tests.integration.runtime_fixtures"]
+pytest_plugins = ["tests.integration.runtime_fixtures", "tests.integration.credential_fixtures"]
 pytestmark = [pytest.mark.engine, pytest.mark.image, pytest.mark.wipe]
 
 
@@ -91,3 +98,15 @@ def test_remap_serves_healthz_on_loopback_only(remap_box: Sandbox) -> None:
 def test_remap_files_from_editor_terminal_belong_to_user(remap_box: Sandbox) -> None:
     """The terminal's files and everything code-server writes on the volume are the user's."""
     assert_files_are_the_users(remap_box)
+
+
+def test_remap_relays_credentials_to_the_editor(
+    remap_box: Sandbox, moto: str, moto_sts: str, container_sdk: Path
+) -> None:
+    """Container root is the user, so it opens the relay: the SDKs get the keys, STS an identity."""
+    launch(remap_box, moto, container_sdk, AWS_ENDPOINT_URL_STS=moto_sts, AWS_DEFAULT_REGION="us-east-1")
+    assert relayed(remap_box) == ["container-role", *MOTO_KEYS]
+    assert accounts_in_editor(remap_box, moto_sts) == (MOTO_ACCOUNT, MOTO_ACCOUNT)
+    identity = f"arn:aws:sts::{MOTO_ACCOUNT}:user/moto (account {MOTO_ACCOUNT})"
+    doctor = remap_box.sagecode("doctor").stdout.splitlines()
+    assert f"OK       AWS identity: a container gets {identity} through the relay" in doctor

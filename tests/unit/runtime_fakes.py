@@ -67,6 +67,10 @@ class FakeIMDS:
     """
 
     TOKEN = "fake-token"
+    # A whole set, as botocore's IMDS provider wants it (it ignores keys without a token
+    # or an expiry), lasting far beyond its refresh windows.
+    KEYS = {"AccessKeyId": "AKIAFAKEIMDS", "SecretAccessKey": "fake-imds-secret",  # noqa: RUF012
+            "Token": "fake-imds-session", "Expiration": "2099-01-01T00:00:00Z"}  # fmt: skip
 
     def __init__(self, host: str = "127.0.0.1", role: str = "nb-role", token: bool = True, v1: bool = False):
         self.role, self.token, self.v1 = role, token, v1
@@ -101,7 +105,7 @@ class FakeIMDS:
                 if self.path == base:
                     return self._answer(200 if imds.role else 404, imds.role)
                 if imds.role and self.path == base + imds.role:
-                    return self._answer(200, json.dumps({"AccessKeyId": "AKIA", "SecretAccessKey": "s"}))
+                    return self._answer(200, json.dumps(imds.KEYS))
                 return self._answer(404, "")
 
             def _answer(self, status: int, body: str) -> None:
