@@ -1,4 +1,4 @@
-"""``python -m bench [image|restart|build|all]``: run benchmarks, print a Markdown report.
+"""``python -m bench [image|restart|build|registry|all]``: run benchmarks, print a Markdown report.
 
 Needs root and ``docker-engine.sh`` (it wipes the engine between runs, as an instance
 restart does): run it on a machine where nothing else uses the engine.
@@ -19,7 +19,8 @@ DEFAULT_STATE = Path("/var/tmp/sagecode-bench/full")  # noqa: S108 (root-only be
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="*", default=["all"], choices=["image", "restart", "build", "all"])
+    parser.add_argument("what", nargs="*", default=["all"],
+                        choices=["image", "restart", "build", "registry", "all"])
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
                         help=f"state folder holding the saved image to restore (default {DEFAULT_STATE})")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each measure (default 3)")
@@ -29,7 +30,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts",
                         help="folder for the report (default artifacts/)")
     args = parser.parse_args()
-    what = {"image", "restart", "build"} if "all" in args.what else set(args.what)
+    what = {"image", "restart", "build", "registry"} if "all" in args.what else set(args.what)
     if args.rounds < 3:
         parser.error("--rounds must be at least 3 (medians of fewer runs mean little)")
     rows: list[Row] = []
@@ -47,8 +48,11 @@ def main() -> int:
         if "restart" in what:
             rows += restart.bench(args.state, args.rounds)
         if "build" in what:
-            layers = () if args.layers == "all" else build.CODE_SERVER_SET
-            rows += build.bench(args.rounds, args.bumps, layers)
+            bump = build.CODE_SERVER_ALL if args.layers == "all" else build.CODE_SERVER
+            rows += build.bench(args.rounds, args.bumps, bump)
+        if "registry" in what:
+            with build.local_registry() as registry:
+                rows += build.bench(args.rounds, args.rounds, build.MISE, f"{registry}/sagecode-cache:bench")
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

@@ -1,19 +1,23 @@
-"""Builds: a code-server version bump after a restart with the persisted cache, against a cold build.
+"""Builds: a version bump after a restart with the persisted (or registry) cache, against a cold build.
 
-- **seed**: the engine wiped, a fresh state folder, version v0 built with the cache exported;
+- **seed**: the engine wiped, a fresh state folder, version v0 built with the cache exported
+  (``mode=max``: the builder stages' steps too);
 - **no-op rebuild**: the same command again (nothing changed);
 - **bump after a restart** (ours): the engine wiped, the state folder kept, the next
-  code-server version built; repeated through v1..vN, so the footprint after N bumps is
-  what a user who updated N times keeps;
+  version built; repeated through v1..vN, so the footprint after N bumps is what a user
+  who updated N times keeps. With a registry cache (``--cache-ref``) the local cache is
+  deleted too: a second machine that has only the registry;
 - **cold** (the predecessor's rebuild after a restart): the engine wiped, the same version
   built with ``--no-cache`` and no cache export, in a throwaway state folder.
 
-The layer set is ``base,node,code-server,entrypoint`` by default (``--layers all`` for every
-layer); see the README on why the full image's cache is not exported on this engine.
+``build`` bumps code-server in ``base,node,code-server,entrypoint`` (``--layers all``: every
+layer; see the README on the full image's cache on this engine); ``registry`` bumps mise
+(a cheap bump) through a local registry's cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,34 +26,64 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import BASE_IMAGE, CA_BUNDLE, BenchError, Row, clean, dir_bytes, run, say, wipe_engine
+from bench.common import (
+    BASE_IMAGE,
+    CA_BUNDLE,
+    BenchError,
+    Row,
+    clean,
+    dir_bytes,
+    free_port,
+    run,
+    say,
+    wipe_engine,
+)
 from imagebuild.config import BuildConfig
 
-# Every layer that has nothing to do with code-server is off in the default set.
-CODE_SERVER_SET = ("--without", "shell,awscli,mise,agents,editor")
+
+@dataclass(frozen=True)
+class Bump:
+    """What a benchmark bumps: its flag, its npm package, and the layers it builds."""
+
+    flag: str
+    package: str
+    layers: tuple[str, ...]
 
 
-def versions(count: int) -> list[str]:
-    """The newest ``count`` stable code-server releases on npm, oldest first."""
+# code-server with only what it needs (node), or every layer.
+CODE_SERVER = Bump("--code-server", "code-server", ("--without", "shell,awscli,mise,agents,editor"))
+CODE_SERVER_ALL = Bump("--code-server", "code-server", ())
+# mise: a cheap bump (an npm binary), for the registry cache's figures.
+MISE = Bump("--mise", "@jdxcode/mise", ("--without", "shell,code-server,awscli,agents,editor"))
+
+
+def versions(package: str, count: int) -> list[str]:
+    """The newest ``count`` stable releases of ``package`` on npm, oldest first."""
     npm = shutil.which("npm")
     if npm is None:
-        raise BenchError("npm is not on PATH: it lists the code-server versions to build")
-    out = run([npm, "view", "code-server", "versions", "--json"], timeout=120).stdout
+        raise BenchError("npm is not on PATH: it lists the versions to build")
+    out = run([npm, "view", package, "versions", "--json"], timeout=120).stdout
     stable = [v for v in json.loads(out) if all(part.isdigit() for part in v.split("."))]
     if len(stable) < count:
-        raise BenchError(f"npm lists only {len(stable)} stable code-server versions")
+        raise BenchError(f"npm lists only {len(stable)} stable {package} versions")
     return stable[-count:]
 
 
-def build(state: Path, version: str, layers: tuple[str, ...], cold: bool = False) -> float:
-    """``python -m imagebuild`` for ``version``: seconds (cold: no cache used or exported)."""
+def build(state: Path, bump: Bump, version: str, cache_ref: str = "", cold: bool = False) -> float:
+    """``python -m imagebuild`` with ``version`` of ``bump``: seconds (cold: no cache used or exported)."""
     argv = [sys.executable, "-m", "imagebuild", "--state-dir", str(state), "--base-image", BASE_IMAGE,
-            "--code-server-source", "npm", "--code-server", version, *layers, "-q"]  # fmt: skip
+            "--code-server-source", "npm", bump.flag, version, *bump.layers, "-q"]  # fmt: skip
     if Path(CA_BUNDLE).is_file():
         argv += ["--ca-bundle", CA_BUNDLE]
-    env = dict(os.environ, SAGECODE_CACHE_MODE="off" if cold else "min")
+    if cache_ref and not cold:
+        argv += ["--cache-ref", cache_ref]
+    # max: the builder stages' steps are cached too (min keeps only the final image's layers)
+    env = dict(os.environ, SAGECODE_CACHE_MODE="off" if cold else "max")
     if cold:
         argv.append("--no-cache")
     start = time.monotonic()
@@ -57,25 +91,63 @@ def build(state: Path, version: str, layers: tuple[str, ...], cold: bool = False
     return time.monotonic() - start
 
 
-def bench(rounds: int, bumps: int, layers: tuple[str, ...]) -> list[Row]:
+@contextlib.contextmanager
+def local_registry() -> Iterator[str]:
+    """A distribution registry on 127.0.0.1 (Debian's docker-registry), storing in a temp dir."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise BenchError("docker-registry is not installed (docker-engine.sh installs it)")
+    root = Path(tempfile.mkdtemp(prefix="sagecode-bench-registry-", dir="/var/tmp"))
+    addr = f"127.0.0.1:{free_port()}"
+    (root / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: {addr}\nlog:\n  level: warn\n"
+    )
+    process = subprocess.Popen([binary, "serve", str(root / "config.yml")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not healthy_registry(addr):
+            if time.monotonic() > deadline:
+                raise BenchError("the local registry did not answer in 20 s")
+            time.sleep(0.2)
+        yield addr
+    finally:
+        process.terminate()
+        process.wait(10)
+        clean(root)
+
+
+def healthy_registry(addr: str) -> bool:
+    """The registry answers its API root."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/v2/", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def bench(rounds: int, bumps: int, bump: Bump, cache_ref: str = "") -> list[Row]:
     """Seed, no-op rebuilds, ``bumps`` version bumps after wipes, ``rounds`` cold baselines."""
-    chain = versions(bumps + 1)
-    say(f"code-server versions: {' -> '.join(chain)}")
+    chain = versions(bump.package, bumps + 1)
+    where = f"registry cache {cache_ref}" if cache_ref else "cache dir kept"
+    say(f"{bump.package} versions: {' -> '.join(chain)} ({where})")
     state = Path(tempfile.mkdtemp(prefix="sagecode-bench-build-", dir="/var/tmp"))
     try:
         wipe_engine()
         say(f"seed: {chain[0]} on a wiped engine, cache exported")
-        seed = build(state, chain[0], layers)
+        seed = build(state, bump, chain[0], cache_ref)
         noop = []
         for n in range(rounds):
             say(f"no-op rebuild {n + 1}/{rounds}")
-            noop.append(build(state, chain[0], layers))
+            noop.append(build(state, bump, chain[0], cache_ref))
         bumped = []
         for version in chain[1:]:
             wipe_engine()
-            say(f"bump to {version} after a wipe, cache kept")
-            bumped.append(build(state, version, layers))
-            say(f"bump to {version}: {bumped[-1]:.0f} s")
+            if cache_ref:  # a second machine: only the registry has the cache
+                clean(state / "cache")
+            bumped.append(build(state, bump, version, cache_ref))
+            say(f"bump to {version} after a wipe ({where}): {bumped[-1]:.0f} s")
         footprint = dir_bytes(state)
         tars = len(list((state / "images").glob("*.tar")))
         tar_bytes = dir_bytes(state / "images")
@@ -85,9 +157,8 @@ def bench(rounds: int, bumps: int, layers: tuple[str, ...]) -> list[Row]:
             wipe_engine()
             scratch = Path(tempfile.mkdtemp(prefix="sagecode-bench-cold-", dir="/var/tmp"))
             try:
-                say(f"cold (predecessor's rebuild): {version} with --no-cache")
-                cold.append(build(scratch, version, layers, cold=True))
-                say(f"cold {version}: {cold[-1]:.0f} s")
+                cold.append(build(scratch, bump, version, cold=True))
+                say(f"cold (--no-cache) {version}: {cold[-1]:.0f} s")
             finally:
                 clean(scratch)
     finally:
@@ -95,14 +166,19 @@ def bench(rounds: int, bumps: int, layers: tuple[str, ...]) -> list[Row]:
         subprocess.run(["docker", "buildx", "prune", "-af"], capture_output=True, check=False)
     cap = BuildConfig.cache_cap_mb * 1024 * 1024
     fifth = statistics.median(cold) * 0.2
-    return [
-        Row(f"rebuild after a code-server bump, engine wiped, cache kept ({len(bumped)} bumps)", bumped,
+    name = f"{bump.package} bump"
+    rows = [
+        Row(f"rebuild after a {name}, engine wiped, {where} ({len(bumped)} bumps)", bumped,
             baseline=cold, target=f"<= 0.2x ({fifth:.0f} s)", met=statistics.median(bumped) <= fifth),
-        Row("  cold build with --no-cache (the predecessor's rebuild after a restart)", cold),
+        Row(f"  cold build of the same {bump.package} versions with --no-cache (predecessor)", cold),
         Row("  first build on a wiped engine, cache exported (seed)", [seed]),
-        Row("no-op rebuild", noop, target="<= 10 s", met=statistics.median(noop) <= 10),
-        Row(f"persistent footprint after {len(bumped)} bumps: everything", [float(footprint)], unit="B",
-            target=f"<= one tar + cap ({cap / 1e6:,.0f} MB)", met=tars == 1 and cache_bytes <= cap),
-        Row(f"  of which saved tars ({tars} kept)", [float(tar_bytes)], unit="B"),
-        Row("  of which build cache", [float(cache_bytes)], unit="B"),
+        Row(f"no-op rebuild ({bump.package} set)", noop, target="<= 10 s", met=statistics.median(noop) <= 10),
     ]
+    if not cache_ref:
+        rows += [
+            Row(f"persistent footprint after {len(bumped)} bumps", [float(footprint)], unit="B",
+                target=f"<= one tar + cap ({cap / 1e6:,.0f} MB)", met=tars == 1 and cache_bytes <= cap),
+            Row(f"  of which saved tars ({tars} kept)", [float(tar_bytes)], unit="B"),
+            Row("  of which build cache", [float(cache_bytes)], unit="B"),
+        ]
+    return rows
