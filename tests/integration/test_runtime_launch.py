@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
+from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from runtime.heartbeat import heartbeat_file
+from tests.integration.listeners import (
+    descendants,
+    is_loopback,
+    listening_by,
+    net_namespace,
+    processes_named,
+)
 from tests.integration.runtime_support import Sandbox, get, host_addresses, listening_addresses
 
 pytest_plugins = ["tests.integration.runtime_fixtures"]
@@ -117,3 +127,31 @@ def test_launch_logs_output_and_heartbeat_on_volume(sandbox: Sandbox) -> None:
     assert beat.exists()
     assert "HTTP server listening on http://0.0.0.0:" in (sandbox.state / "logs" / "editor.log").read_text()
     assert "last activity" in sandbox.sagecode("status").stdout
+
+
+def _port_proxies(port: Optional[int]) -> set[int]:
+    """The engine's userland proxies (docker-proxy) of ``port``."""
+    return {pid for pid in processes_named("docker-proxy")
+            if port is not None and f"-host-port\0{port}\0" in Path(f"/proc/{pid}/cmdline").read_text()}
+
+
+def _host_side_listeners(launch_pid: int, proxies: set[int]) -> set[str]:
+    """What the wrapper's processes and ``proxies`` listen on in the host's network namespace."""
+    pids = descendants(launch_pid) | proxies
+    return listening_by({pid for pid in pids if net_namespace(pid) == net_namespace(os.getpid())})
+
+
+@pytest.mark.parametrize("mode", ["tcp", "socket"])
+def test_launch_listens_on_nothing_but_loopback(sandbox: Sandbox, mode: str) -> None:
+    """While the editor runs and serves, no process of the wrapper (nor the engine's proxy of its port)
+    listens on the host beyond 127.0.0.1; in socket mode none listens on TCP at all."""
+    launch = sandbox.launch_tcp() if mode == "tcp" else sandbox.launch_socket()
+    launch.wait_ready()
+    assert get(launch.port, launch.sock, "/")[0] in (200, 302)
+    proxies = _port_proxies(launch.port)
+    found = _host_side_listeners(launch.process.pid, proxies)
+    assert [a for a in found if not is_loopback(a)] == []
+    if proxies:  # the engine's userland proxy is the one listener, on loopback
+        assert found == {f"127.0.0.1:{launch.port}"}
+    if mode == "socket":
+        assert found == set()
