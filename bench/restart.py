@@ -9,6 +9,8 @@ and start does to ``/var/lib/docker``) and keeps the state folder (the persisten
   present image (what a user sees when the start hook restored before the click);
 - **opt-in engine data on the volume**: dockerd and containerd restarted with their data
   kept (nothing to load), then the wrapper;
+- **a breakdown of the load** (``bench/unpack.py``): the saved layers decompressed, and
+  written out as files, without the engine;
 - **the predecessor's method** (baseline): the same image content as a ``docker save``
   tar (Docker media types, gzip layers), ``docker load``, then ``docker run`` of code-server.
 """
@@ -22,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import unpack
 from bench.common import (
     BenchError,
     Row,
@@ -172,6 +175,8 @@ def bench(state: Path, rounds: int) -> list[Row]:
             say(f"round {n}: restore {a:.1f} s + present {b:.1f} s; kept {kept[-1]:.1f} s; "
                 f"warm {warm[-1]:.1f} s; predecessor load {c:.1f} s, ready {d:.1f} s")
         engine_bytes = engine_data_bytes()
+        say("breakdown of a load: decompress and write the saved tar's layers without the engine")
+        breakdown = unpack.bench(ImageStore(state / "images").tar_path(manifest), rounds, folder)
     finally:
         clean(folder)
     half = 0.5 * statistics.median(base_ready)
@@ -181,6 +186,7 @@ def bench(state: Path, rounds: int) -> list[Row]:
         Row("  predecessor: docker load (plain tar) + docker run to /healthz", base_ready),
         Row("  part: imagebuild restore (verify + load the zstd tar)", load, baseline=base_load),
         Row("  predecessor part: docker load of the plain tar", base_load),
+        *breakdown,
         Row("  part: wrapper start to /healthz, image just loaded", present),
         Row("wrapper start to /healthz, image present (relaunch, caches warm)", warm, target="<= 2 s",
             met=statistics.median(warm) <= 2.0),

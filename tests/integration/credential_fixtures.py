@@ -19,7 +19,7 @@ import pytest
 
 from imagebuild.manifest import Manifest
 from tests.integration.conftest import need
-from tests.integration.credential_support import RotatingImds, bridge_gateway
+from tests.integration.credential_support import RotatingImds, bridge_gateway, outward_address
 from tests.integration.runtime_support import free_port
 
 
@@ -54,6 +54,12 @@ def moto() -> Iterator[str]:
 def moto_sts() -> Iterator[str]:
     """moto's server on the bridge gateway: an STS endpoint containers reach."""
     yield from moto_server(bridge_gateway())
+
+
+@pytest.fixture(scope="module")
+def moto_sts_outward() -> Iterator[str]:
+    """moto's server on the host's outward address: an STS endpoint a rootless engine's containers reach."""
+    yield from moto_server(outward_address())
 
 
 @pytest.fixture

@@ -38,6 +38,14 @@ def bridge_gateway(host: str = "") -> str:
     return found.stdout.strip()
 
 
+def outward_address() -> str:
+    """The host's address on its default route: what a rootless engine's containers reach the
+    host at (its slirp4netns NAT leaves the host's loopback and docker0 out of reach)."""
+    route = subprocess.run(["ip", "-4", "route", "get", "192.0.2.1"], capture_output=True, text=True,
+                           check=True).stdout.split()  # fmt: skip
+    return route[route.index("src") + 1]
+
+
 class RotatingImds(BaseHTTPRequestHandler):
     """IMDSv2 with one role whose keys change with ``generation`` and expire ``lifetime`` ahead."""
 

@@ -72,8 +72,15 @@ def me() -> Account:
 
 
 def other_account(venv: Path, groups: Sequence[str] = ()) -> Account:
-    """``TEST_USER`` with extra ``groups`` (e.g. docker, for a rootful engine) and ``venv``."""
-    entry = pwd.getpwnam(TEST_USER)
+    """``TEST_USER`` with extra ``groups`` (e.g. docker, for a rootful engine) and ``venv``.
+
+    The account is created as docker-engine.sh creates it when no earlier test did.
+    """
+    try:
+        entry = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", TEST_USER], check=True, capture_output=True)
+        entry = pwd.getpwnam(TEST_USER)
     extra = tuple(grp.getgrnam(name).gr_gid for name in groups)
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, extra, venv / "bin")
 

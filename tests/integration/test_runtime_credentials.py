@@ -120,9 +120,11 @@ def test_credentials_off_gives_the_editor_none(sandbox: Sandbox, moto: str, cont
 
 
 def test_credentials_reach_another_users_editor(
-    user_sandbox: Sandbox, moto: str, moto_sts: str, container_sdk: Path
+    request: pytest.FixtureRequest, user_sandbox: Sandbox, moto: str, container_sdk: Path
 ) -> None:
     """Run by a non-root account (rootful: the editor drops to it; rootless: container root is it)."""
+    rootless = request.node.callspec.params["user_sandbox"] == "rootless"
+    moto_sts = request.getfixturevalue("moto_sts_outward" if rootless else "moto_sts")
     launch(user_sandbox, moto, container_sdk, AWS_ENDPOINT_URL_STS=moto_sts, AWS_DEFAULT_REGION="us-east-1")
     method, *keys = relayed(user_sandbox)
     assert (method, *keys) == ("container-role", *MOTO_KEYS)
