@@ -47,12 +47,12 @@ def main() -> int:
             rows.append(image.startup())
         if "restart" in what:
             rows += restart.bench(args.state, args.rounds)
+        bump = build.CODE_SERVER_ALL if args.layers == "all" else build.CODE_SERVER
         if "build" in what:
-            bump = build.CODE_SERVER_ALL if args.layers == "all" else build.CODE_SERVER
             rows += build.bench(args.rounds, args.bumps, bump)
         if "registry" in what:
             with build.local_registry() as registry:
-                rows += build.bench(args.rounds, args.rounds, build.MISE, f"{registry}/sagecode-cache:bench")
+                rows += build.bench(args.rounds, args.rounds, bump, f"{registry}/sagecode-cache:bench")
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

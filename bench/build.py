@@ -11,8 +11,8 @@
   built with ``--no-cache`` and no cache export, in a throwaway state folder.
 
 ``build`` bumps code-server in ``base,node,code-server,entrypoint`` (``--layers all``: every
-layer; see the README on the full image's cache on this engine); ``registry`` bumps mise
-(a cheap bump) through a local registry's cache.
+layer; see the README on the full image's cache on this engine); ``registry`` makes the same
+bumps through a local registry's cache, on a machine with no local cache.
 """
 
 from __future__ import annotations
@@ -58,8 +58,6 @@ class Bump:
 # code-server with only what it needs (node), or every layer.
 CODE_SERVER = Bump("--code-server", "code-server", ("--without", "shell,awscli,mise,agents,editor"))
 CODE_SERVER_ALL = Bump("--code-server", "code-server", ())
-# mise: a cheap bump (an npm binary), for the registry cache's figures.
-MISE = Bump("--mise", "@jdxcode/mise", ("--without", "shell,code-server,awscli,agents,editor"))
 
 
 def versions(package: str, count: int) -> list[str]:

@@ -1,12 +1,15 @@
 """Build once, use everywhere, for real: a local registry on 127.0.0.1 (distribution v2).
 
 Build and push with registry cache; a second machine (fresh state, image gone) pulls
-instead of building and saves the tar so later restarts are offline.
+instead of building and saves the tar so later restarts are offline; after a wipe, a
+code-server bump on a fresh machine takes everything but code-server from the registry cache
+(``python -m bench registry`` measures it against a cold build).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -133,3 +136,52 @@ def test_second_machine_builds_from_registry_cache(pushed: tuple[str, str], tmp_
     step = apt[0].split()[0]
     assert f"{step} CACHED" in result.stderr
     assert ImageStore(tmp_path / "images").current().image == image  # type: ignore[union-attr]
+
+
+def _npm_versions(package: str, count: int) -> list[str]:
+    """The newest ``count`` stable releases of ``package`` on npm, oldest first."""
+    npm = shutil.which("npm")
+    need(npm is not None, "npm is not on PATH (it lists code-server's releases)")
+    assert npm is not None
+    out = subprocess.run([npm, "view", package, "versions", "--json"], check=True, capture_output=True,
+                         text=True, timeout=120).stdout  # fmt: skip
+    stable = [v for v in json.loads(out) if re.fullmatch(r"\d+\.\d+\.\d+", v)]
+    return stable[-count:]
+
+
+def _stage_steps(progress: str) -> dict[str, list[bool]]:
+    """BuildKit's plain progress: for each stage, whether each of its steps was CACHED."""
+    steps: dict[str, list[bool]] = {}
+    for number, stage in re.findall(r"^#(\d+) \[([\w.-]+) \d+/\d+\]", progress, re.MULTILINE):
+        steps.setdefault(stage, []).append(f"#{number} CACHED" in progress)
+    return steps
+
+
+@pytest.mark.wipe
+def test_code_server_bump_on_a_second_machine_uses_the_registry_cache(
+    registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publisher builds code-server N-1 with its cache in the registry (mode=max, so the
+    builder stages are in it); after a wipe a fresh machine builds N: the base and Node steps
+    come from the registry, code-server's install runs again, and the image holds N."""
+    older, newer = _npm_versions("code-server", 2)
+    monkeypatch.setenv("SAGECODE_CACHE_MODE", "max")
+    cache = f"{registry}/sagecode-cache:bump"
+    layers = ("--without", "shell,awscli,mise,agents,editor")
+    imagebuild(tmp_path / "publisher", *build_args(), *layers, "--code-server", older, "--cache-ref", cache)
+    simulate_restart()
+    second = tmp_path / "second"
+    result = imagebuild(second, *build_args(), *layers, "--code-server", newer, "--cache-ref", cache)
+    assert f"importing cache manifest from {cache}" in result.stderr
+    steps = _stage_steps(result.stderr)
+    assert len(steps["base"]) > 0, steps
+    assert all(steps["base"]), steps
+    assert len(steps["node"]) > 0, steps
+    assert all(steps["node"]), steps
+    assert not all(steps["code-server"]), steps
+    current = ImageStore(second / "images").current()
+    assert current is not None
+    assert current.versions["code-server"] == newer
+    ran = subprocess.run(["docker", "run", "--rm", "--entrypoint", "code-server", current.image, "--version"],
+                         check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ran.stdout.startswith(newer), ran.stdout + ran.stderr
