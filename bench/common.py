@@ -85,7 +85,14 @@ def restart_engine() -> None:
         deadline = time.monotonic() + 30
         while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-    engine_script()
+    for attempt in range(3):  # right after a restart dockerd may answer before it lists its snapshotter
+        try:
+            engine_script()
+            return
+        except BenchError:
+            if attempt == 2:
+                raise
+            time.sleep(3)
 
 
 def engine_data_bytes() -> int:
