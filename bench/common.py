@@ -94,11 +94,12 @@ def restart_engine() -> None:
     for attempt in range(3):  # right after a restart dockerd may answer before it lists its snapshotter
         try:
             engine_script()
-            return
         except BenchError:
             if attempt == 2:
                 raise
             time.sleep(3)
+        else:
+            return
 
 
 def engine_data_bytes() -> int:
