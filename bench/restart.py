@@ -83,14 +83,7 @@ def baseline_tar(state: Path, image: str, folder: Path) -> Path:
 def ours(state: Path, workspace: Path) -> float:
     """Engine wiped; the wrapper restores and starts code-server: seconds to /healthz."""
     wipe_engine()
-    wrapper = Wrapper(state, workspace)
-    port = free_port()
-    start = time.monotonic()
-    wrapper.start(port)
-    try:
-        return wrapper.ready(port, start)
-    finally:
-        wrapper.stop()
+    return relaunch(state, workspace)
 
 
 def ours_in_parts(state: Path, workspace: Path) -> tuple[float, float, int]:

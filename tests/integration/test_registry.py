@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.build import versions
 from imagebuild.store import ImageStore
 from tests.integration.conftest import SMALL, build_args, imagebuild, need
 from tests.integration.test_spine import simulate_restart
@@ -138,17 +139,6 @@ def test_second_machine_builds_from_registry_cache(pushed: tuple[str, str], tmp_
     assert ImageStore(tmp_path / "images").current().image == image  # type: ignore[union-attr]
 
 
-def _npm_versions(package: str, count: int) -> list[str]:
-    """The newest ``count`` stable releases of ``package`` on npm, oldest first."""
-    npm = shutil.which("npm")
-    need(npm is not None, "npm is not on PATH (it lists code-server's releases)")
-    assert npm is not None
-    out = subprocess.run([npm, "view", package, "versions", "--json"], check=True, capture_output=True,
-                         text=True, timeout=120).stdout  # fmt: skip
-    stable = [v for v in json.loads(out) if re.fullmatch(r"\d+\.\d+\.\d+", v)]
-    return stable[-count:]
-
-
 def _stage_steps(progress: str) -> dict[str, list[bool]]:
     """BuildKit's plain progress: for each stage, whether each of its steps was CACHED
     (a ``FROM`` is resolved, never CACHED, so it is left out)."""
@@ -165,7 +155,8 @@ def test_code_server_bump_on_a_second_machine_uses_the_registry_cache(
     """A publisher builds code-server N-1 with its cache in the registry (mode=max, so the
     builder stages are in it); after a wipe a fresh machine builds N: the base and Node steps
     come from the registry, code-server's install runs again, and the image holds N."""
-    older, newer = _npm_versions("code-server", 2)
+    need(shutil.which("npm") is not None, "npm is not on PATH (it lists code-server's releases)")
+    older, newer = versions("code-server", 2)
     monkeypatch.setenv("SAGECODE_CACHE_MODE", "max")
     cache = f"{registry}/sagecode-cache:bump"
     layers = ("--without", "shell,awscli,mise,agents,editor")
