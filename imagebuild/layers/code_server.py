@@ -13,6 +13,8 @@ from imagebuild.errors import UsageError
 from imagebuild.layers.model import Copy, File, Layer, Stage
 
 PREFIX = "/opt/code-server"
+# The packages that compile, with what they need to build, copied apart (builder stages only).
+NATIVES = "/opt/code-server-natives"
 # The npm route compiles native modules; these tools stay in the builder stage.
 BUILD_TOOLS = ("g++", "make", "pkg-config", "libkrb5-dev", "python3")
 PLATFORMS = ("amd64", "arm64")
@@ -27,17 +29,48 @@ def asset_name(version: str, platform: str) -> str:
     return GITHUB_ASSET.format(version=version, platform=platform)
 
 
-def npm_stage(version: str) -> Stage:
-    """Build code-server with npm on the Node stage."""
-    return Stage(
-        name="code-server",
-        parent="node",
-        build_tools=BUILD_TOOLS,
-        # node-gyp builds the native modules against the headers of the image's own Node.
-        env=(("npm_config_nodedir", "/opt/node"),),
-        run=(
-            f"npm install -g --loglevel=warn --prefix {PREFIX} code-server@{version} &&"
-            "\nrm -rf /root/.npm /root/.cache /tmp/*",
+def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
+    """Install code-server with npm on the Node stage, its native modules compiled apart.
+
+    The native modules (sqlite3, spdlog, kerberos...) are most of an npm build's time and
+    rarely change between releases. ``code-server-natives`` compiles them from a copy of
+    just their packages, so its cache key is those packages' bytes: after a version bump
+    BuildKit takes it from the cache when they are unchanged, and only the download reruns.
+    """
+    package = f"{PREFIX}/lib/node_modules/code-server"
+    arch = NODE_ARCH[platform]
+    return (
+        Stage(
+            name="code-server-tools",
+            parent="node",
+            build_tools=BUILD_TOOLS,
+            # node-gyp builds the native modules against the headers of the image's own Node.
+            env=(("npm_config_nodedir", "/opt/node"),),
+            files=(File("code-server-natives.py", "/usr/local/bin/code-server-natives", 0o755),),
+        ),
+        Stage(
+            name="code-server-fetch",
+            parent="code-server-tools",
+            run=(
+                f"npm install -g --ignore-scripts --loglevel=warn --prefix {PREFIX} code-server@{version} &&"
+                f"\ncd {package}/lib/vscode && npm install --omit=dev --ignore-scripts --loglevel=warn &&"
+                "\ncd extensions && npm install --omit=dev --ignore-scripts --loglevel=warn &&"
+                f"\ncode-server-natives split {package} {NATIVES} {arch} &&"
+                "\nrm -rf /root/.npm /root/.cache /tmp/*",
+            ),
+        ),
+        Stage(
+            name="code-server-natives",
+            parent="code-server-tools",
+            copies=(Copy("code-server-fetch", NATIVES, NATIVES),),
+            run=(f"code-server-natives build {NATIVES} && rm -rf /root/.npm /root/.cache /tmp/*",),
+        ),
+        Stage(
+            name="code-server",
+            parent="code-server-fetch",
+            copies=(Copy("code-server-natives", f"{NATIVES}/", f"{package}/"),),
+            run=(f"code-server-natives finish {package} {arch} &&"
+                 f"\nrm -rf {NATIVES} /root/.npm /root/.cache /tmp/*",),
         ),
     )
 
@@ -66,12 +99,12 @@ def layer(version: str, source: str, url: str = "", sha256: Optional[str] = None
           platform: str = "amd64") -> Layer:
     """code-server ``version`` from ``source`` (``npm`` or ``github``) for ``platform``."""
     if source == "npm":
-        stage = npm_stage(version)
+        stages = npm_stages(version, platform)
         # A launcher pinned to the image's Node, not a link that finds `node` on PATH.
         files: tuple[File, ...] = (File("code-server.sh", "/usr/local/bin/code-server", 0o755),)
         run: tuple[str, ...] = ()
     elif source == "github":
-        stage = github_stage(url, sha256)
+        stages = (github_stage(url, sha256),)
         files, run = (), (f"ln -sf {PREFIX}/bin/code-server /usr/local/bin/code-server",)
     else:
         raise UsageError(f"unknown code-server source {source!r}", "use auto, github or npm")
@@ -79,7 +112,7 @@ def layer(version: str, source: str, url: str = "", sha256: Optional[str] = None
         name="code-server",
         summary=f"code-server from {source}",
         version=version,
-        stages=(stage, slim_stage(platform)),
+        stages=(*stages, slim_stage(platform)),
         copies=(Copy("code-server-slim", PREFIX, PREFIX),),
         files=files,
         run=run,

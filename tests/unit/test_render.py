@@ -69,7 +69,7 @@ def test_render_writes_context(config: BuildConfig, tmp_path: Path) -> None:
     names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert names == [
         "Dockerfile", "build/apt-install.sh", "build/netenv.sh", "files/agents/trim-cline.sh",
-        "files/install-node.sh",
+        "files/code-server-natives.py", "files/install-node.sh",
         "files/trim-code-server.sh", "rootfs/etc/vim/vimrc.local", "rootfs/etc/zsh/zshrc.d/sagecode.zsh",
         "rootfs/usr/local/bin/code-server", "rootfs/usr/local/bin/sagecode-entrypoint",
         "rootfs/usr/local/bin/sagecode-mise-defaults", "rootfs/usr/local/lib/sagecode/extensions.py",

