@@ -95,10 +95,12 @@ class BuildRequest:
 
     def _outputs(self) -> list[str]:
         outs = []
+        extra = f",{self.tar_options}" if self.tar_options else ""
         if self.load:
-            outs.append(f"--output=type=image,name={','.join(self.tags)}" if self.tar else "--load")
+            # The engine's copy gets the tar's compression: BuildKit compresses each layer
+            # once and both outputs (and a cache of the same compression) share the blobs.
+            outs.append(f"--output=type=image,name={','.join(self.tags)}{extra}" if self.tar else "--load")
         if self.tar:
-            extra = f",{self.tar_options}" if self.tar_options else ""
             outs.append(f"--output=type=docker,dest={self.tar}{extra}")
         if self.push:
             # gzip and OCI media types: what every registry and engine (Docker 20.10 too) reads.

@@ -45,7 +45,7 @@ def test_build_request_argv_with_tar_and_cache(tmp_path: Path) -> None:
         "buildx", "build", "--progress", "plain", "--provenance=false", "--tag=sagecode:abc",
         "--label=a=1", "--label=b=2", "--secret=id=ca-bundle,src=/ca.pem",
         "--cache-from=type=local,src=/c", "--cache-to=type=local,dest=/c,mode=max", "--target=image",
-        "--output=type=image,name=sagecode:abc",
+        "--output=type=image,name=sagecode:abc,compression=zstd",
         f"--output=type=docker,dest={tmp_path / 'x.tar'},compression=zstd",
         str(tmp_path),
     ]
