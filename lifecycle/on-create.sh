@@ -74,6 +74,13 @@ installed() {  # SageMaker runs both hooks on the first boot: one installs, the 
   if [ -n "$DRY" ]; then install; else install >>"$LOG" 2>&1; fi
 }
 
+engine_data() {  # opt-in (SAGECODE_ENGINE_DATA=volume), as root, before the engine is used
+  local cmd=(timeout 120 "$VENV/bin/python" -I -m runtime.enginedata on --volume "$STATE/engine")
+  [ "${SAGECODE_ENGINE_DATA:-}" = volume ] || return 0
+  if [ -n "$DRY" ]; then run "${cmd[@]}"; return 0; fi
+  "${cmd[@]}" >>"$LOG" 2>&1 || say "the engine's data stays on the root volume; see $LOG"
+}
+
 main() {
   DRY=
   exec 3>&1
@@ -83,6 +90,7 @@ main() {
   run "${AS[@]}" touch "$LOG" "$STATE/run/install.lock"
   installed || { say "sagecode is not installed; see $LOG (the next start retries)"; return 0; }
   exec 9>&-
+  engine_data
   run "${AS[@]}" timeout 60 "$VENV/bin/python" -I -m runtime.lifecycle "$HOOK" || say "see $LOG"
   return 0
 }

@@ -179,6 +179,19 @@ def test_dry_run_when_installed_prints_only_the_hand_over(tmp_path: Path, fakes:
                             f"{venv}/bin/python", "-I", "-m", "runtime.lifecycle", "start")  # fmt: skip
 
 
+def test_dry_run_moves_the_engine_data_first_when_asked(tmp_path: Path, fakes: Path) -> None:
+    """SAGECODE_ENGINE_DATA=volume: as root, before the hand-over, the engine's data goes to the volume."""
+    env = hook_env(tmp_path, fakes, SAGECODE_ENGINE_DATA="volume")
+    venv = Path(env["SAGECODE_HOME"], "SageMaker/.sagecode/venv")
+    (venv / "bin").mkdir(parents=True)
+    shutil.copy(fakes / "venv-python", venv / "bin/python")
+    (venv / ".complete").touch()
+    lines = run_hook("start", env, "--dry-run").stdout.splitlines()
+    assert lines[2] == plus("timeout", "120", f"{venv}/bin/python", "-I", "-m", "runtime.enginedata", "on",
+                            "--volume", f"{env['SAGECODE_HOME']}/SageMaker/.sagecode/engine")  # fmt: skip
+    assert lines[3].endswith("runtime.lifecycle start")
+
+
 def test_dry_run_builds_the_glue_from_a_url_source(tmp_path: Path, fakes: Path) -> None:
     """A pip URL source gets its glue from the URL's jupyter/ subdirectory."""
     url = "git+https://example.invalid/org/sagecode@v1"
