@@ -139,3 +139,31 @@ def test_layer_scripts_pass_shellcheck() -> None:
     result = subprocess.run(["shellcheck", "-S", "style", *scripts], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout
+
+
+def _npm_that_fails(tmp_path: Path, failures: int) -> dict[str, str]:
+    """A PATH whose npm fails ``failures`` times (exit 1), then succeeds; calls are logged."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    (bin_dir / "npm").write_text(
+        "#!/bin/sh\n"
+        f"echo \"$*\" >> {log}\n"
+        f"[ $(wc -l < {log}) -gt {failures} ] || {{ echo 'npm error code ETARGET' >&2; exit 1; }}\n"
+    )
+    (bin_dir / "npm").chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "SAGECODE_NPM_RETRY_S": "0"}
+
+
+@pytest.mark.parametrize(("failures", "ok"), [(0, True), (2, True), (3, False)])
+def test_build_steps_try_npm_three_times(tmp_path: Path, failures: int, ok: bool) -> None:
+    """A step's npm is run again after a failure (a CDN's stale package list), at most 3 times,
+    with its arguments unchanged, and the last failure's status is the step's."""
+    netenv = Path(__file__).parents[2] / "imagebuild" / "build_scripts" / "netenv.sh"
+    env = _npm_that_fails(tmp_path, failures)
+    result = subprocess.run(["sh", "-c", f". {netenv} && npm install -g 'a b' c"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert (result.returncode == 0) is ok, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["install -g a b c"] * min(failures + 1, 3)
+    assert result.stderr.count("trying again") == min(failures, 2)
