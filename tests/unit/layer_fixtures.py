@@ -8,16 +8,31 @@ not depend on them anyway).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Optional
 
 from imagebuild.layers.model import FILES_DIR
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A shipped Python script (not a package module) imported as module ``name``; registered
+    in ``sys.modules`` so its dataclasses and pickling find it."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -8,35 +8,25 @@ write a marker instead of compiling, so nothing needs the network or a compiler)
 from __future__ import annotations
 
 import filecmp
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from imagebuild.layers import code_server
 from imagebuild.layers.model import FILES_DIR
+from tests.unit.layer_fixtures import load_script
 
 SCRIPT = FILES_DIR / "code-server-natives.py"
 MARK = "require('fs').appendFileSync('ran.txt', process.env.npm_lifecycle_event + '\\n')"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("code_server_natives", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-natives = _load()
+natives = load_script(SCRIPT, "code_server_natives")
 
 
 def _package(folder: Path, name: str, version: str = "1.0.0", **meta: Any) -> Path:

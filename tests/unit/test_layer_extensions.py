@@ -7,14 +7,13 @@ going when the gallery is down, and never reinstall what a user removed.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from imagebuild.layers.model import FILES_DIR
+from tests.unit.layer_fixtures import load_script
 
 FAKE = """#!{python}
 import os, sys
@@ -41,17 +40,7 @@ sys.exit(1 if failed else 0)
 """
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sagecode_extensions", FILES_DIR / "extensions.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-extensions = _load()
+extensions = load_script(FILES_DIR / "extensions.py", "sagecode_extensions")
 
 
 @pytest.fixture

@@ -6,30 +6,17 @@ real seed lists and templates of the agents and editor layers.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from imagebuild.layers.model import FILES_DIR
+from tests.unit.layer_fixtures import load_script
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sagecode_{name}", FILES_DIR / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-first_start = _load("first_start")
+first_start = load_script(FILES_DIR / "first_start.py", "sagecode_first_start")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from runtime.credrelay import RelayMount
 from runtime.engineinfo import EngineMode
 from runtime.identity import PROBE, Identity, identity_check, not_applicable, parse_identity, probe_argv
 from runtime.usermap import HostUser, UserMapping, drop_env
+from tests.unit.layer_fixtures import load_script
 
 KEYS = {"AccessKeyId": "AKIAEXAMPLE", "SecretAccessKey": "s3cret/key", "Token": "session-tok"}
 USER = HostUser(1000, 100, "ec2-user")
@@ -35,12 +35,7 @@ EXPIRED = b"<Error><Code>ExpiredToken</Code><Message>The token has expired</Mess
 
 def probe_module() -> ModuleType:
     """files/sts_probe.py imported as a module."""
-    spec = importlib.util.spec_from_file_location("sts_probe", PROBE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PROBE, "sts_probe")
 
 
 def test_identity_probe_signs_as_botocore_does() -> None:
