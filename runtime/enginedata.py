@@ -26,13 +26,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from imagebuild.cache import dir_bytes
 from imagebuild.errors import EngineError, SagecodeError, UsageError
+from runtime.container import Containers
 from runtime.engineinfo import EngineMode, engine_mode
+from runtime.files import update_text
 
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 CONTAINERD_TOML = Path("/etc/containerd/config.toml")
@@ -119,29 +122,14 @@ def room(volume: Path, populated: bool, min_free_gb: float) -> None:
                          "grow the notebook's volume, or leave SAGECODE_ENGINE_DATA unset")
 
 
-def _write(path: Path, text: str) -> bool:
-    """Replace ``path`` atomically when its text changes; True when it did."""
-    old = path.read_text() if path.exists() else None
-    if old == text:
-        return False
+def _json(config: Mapping[str, Any]) -> str:
+    return json.dumps(config, indent=2) + "\n"
+
+
+def _update(path: Path, transform: Callable[[str], str]) -> bool:
+    """``update_text`` (atomic, mode kept) in a folder created when missing (/etc/containerd)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.sagecode")
-    tmp.write_text(text)
-    if path.exists():
-        shutil.copymode(path, tmp)
-    tmp.replace(path)
-    return True
-
-
-def _info() -> dict[str, Any]:
-    try:
-        done = subprocess.run(["docker", "info", "--format", "{{json .}}"], check=True,
-                              capture_output=True, text=True, timeout=20)
-        info: dict[str, Any] = json.loads(done.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        raise EngineError("the system Docker engine does not answer",
-                          "start it (systemctl start docker)") from exc
-    return info
+    return update_text(path, transform)
 
 
 def _restart(command: Sequence[str], target: str) -> None:
@@ -150,10 +138,10 @@ def _restart(command: Sequence[str], target: str) -> None:
     deadline = time.monotonic() + READY_S
     while True:
         try:
-            if _info().get("DockerRootDir", "").startswith(target):
+            if Containers().info().get("DockerRootDir", "").startswith(target):
                 return
         except EngineError:
-            pass
+            pass  # not up yet
         if time.monotonic() > deadline:
             raise EngineError(f"the engine did not come back on {target} within {READY_S:.0f} s",
                               "see its log (journalctl -u docker); `off` restores the default")
@@ -170,18 +158,18 @@ def restart_command(env: Mapping[str, str], containerd: bool) -> list[str]:
 def on(places: Places, env: Mapping[str, str], min_free_gb: float = MIN_FREE_GB,
        daemon_json: Path = DAEMON_JSON, containerd_toml: Path = CONTAINERD_TOML) -> str:
     """Move the engine's data to the volume (idempotent); returns what it did."""
-    info = _info()
+    info = Containers().info()
     if engine_mode(info, env.get("DOCKER_HOST", "")) is EngineMode.ROOTLESS:
         raise UsageError("this is a rootless engine: its data is in the user's home, not movable here",
                          "leave SAGECODE_ENGINE_DATA unset")
     store = containerd_store(info)
     populated = places.docker.is_dir() and any(places.docker.iterdir())
     room(places.volume, populated, min_free_gb)
-    config = json.loads(daemon_json.read_text() or "{}") if daemon_json.exists() else {}
-    changed = _write(daemon_json, json.dumps(with_data_root(config, places.docker), indent=2) + "\n")
+    changed = _update(daemon_json, lambda old: _json(with_data_root(json.loads(old or "{}"), places.docker)))
     if store:
-        text = containerd_toml.read_text() if containerd_toml.exists() else "version = 2\n"
-        changed = _write(containerd_toml, with_containerd_root(text, places.containerd)) or changed
+        fresh = "" if containerd_toml.exists() else "version = 2\n"
+        changed = _update(containerd_toml,
+                          lambda old: with_containerd_root(old or fresh, places.containerd)) or changed
     for folder in (places.docker, *([places.containerd] if store else [])):
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o711)
@@ -196,16 +184,16 @@ def off(places: Places, env: Mapping[str, str], purge: bool = False,
     """Back to the root volume's folders; ``purge`` deletes the data left on the volume."""
     changed = False
     if daemon_json.exists():
-        config = json.loads(daemon_json.read_text() or "{}")
-        changed = _write(daemon_json, json.dumps(without_data_root(config, places.docker), indent=2) + "\n")
+        changed = _update(daemon_json,
+                          lambda old: _json(without_data_root(json.loads(old or "{}"), places.docker)))
     moved = containerd_toml.exists() and (containerd_root(containerd_toml.read_text())
                                           == str(places.containerd))
     if moved:
-        changed = _write(containerd_toml, with_containerd_root(containerd_toml.read_text(), None)) or changed
+        changed = _update(containerd_toml, lambda old: with_containerd_root(old, None)) or changed
     if changed:
         _restart(restart_command(env, moved), DEFAULT_DATA_ROOT)
     if purge and places.volume.exists():
-        if str(_info().get("DockerRootDir", "")).startswith(str(places.volume)):
+        if str(Containers().info().get("DockerRootDir", "")).startswith(str(places.volume)):
             raise UsageError("the engine still uses the volume", "run `off` first")
         shutil.rmtree(places.volume)
         return f"the engine's data is on the root volume; {places.volume} deleted"
@@ -215,10 +203,10 @@ def off(places: Places, env: Mapping[str, str], purge: bool = False,
 
 def status(places: Places) -> str:
     """Where the engine keeps its data, and how much the volume holds."""
-    where = str(_info().get("DockerRootDir", "?"))
+    where = str(Containers().info().get("DockerRootDir", "?"))
     if not places.volume.exists():
         return f"the engine's data is in {where}; none on the volume"
-    used = sum(f.stat().st_size for f in places.volume.rglob("*") if f.is_file() and not f.is_symlink())
+    used = dir_bytes(places.volume)
     return f"the engine's data is in {where}; {used / 1e9:.1f} GB on the volume ({places.volume})"
 
 
