@@ -72,7 +72,8 @@ def versions(package: str, count: int) -> list[str]:
     return stable[-count:]
 
 
-def build(state: Path, bump: Bump, version: str, cache_ref: str = "", cold: bool = False) -> float:
+def build(state: Path, bump: Bump, version: str, cache_ref: str = "", *, cold: bool = False,
+          cache_mode: str = "max") -> float:
     """``python -m imagebuild`` with ``version`` of ``bump``: seconds (cold: no cache used or exported)."""
     argv = [sys.executable, "-m", "imagebuild", "--state-dir", str(state), "--base-image", BASE_IMAGE,
             "--code-server-source", "npm", bump.flag, version, *bump.layers, "-q"]  # fmt: skip
@@ -81,7 +82,7 @@ def build(state: Path, bump: Bump, version: str, cache_ref: str = "", cold: bool
     if cache_ref and not cold:
         argv += ["--cache-ref", cache_ref]
     # max: the builder stages' steps are cached too (min keeps only the final image's layers)
-    env = dict(os.environ, SAGECODE_CACHE_MODE="off" if cold else "max")
+    env = dict(os.environ, SAGECODE_CACHE_MODE="off" if cold else cache_mode)
     if cold:
         argv.append("--no-cache")
     start = time.monotonic()

@@ -73,7 +73,11 @@ def wipe_engine() -> None:
     Then ``sync``: the previous run's unflushed writes (gigabytes after a load) would
     otherwise be paid by whichever measure comes next; after a real restart none are pending.
     """
-    engine_script("--wipe")
+    try:
+        engine_script("--wipe")
+    except BenchError:  # seen once: dockerd up before it lists buildx and its snapshotter
+        time.sleep(3)
+        engine_script()
     subprocess.run(["sync"], check=False)
 
 

@@ -34,12 +34,6 @@ TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 # import a cache reads zstd.
 CACHE_COMPRESSION = "compression=zstd"
 LOCK_WAIT_S = 3600.0
-# Cache export: SAGECODE_CACHE_MODE = auto (default), min, max or off. On the docker driver
-# with the containerd image store, exporting the cache after a COLD build of the full image
-# drove dockerd 26's embedded BuildKit from 0.5 to 12+ GB in two minutes (OOM-killed, with
-# min and max alike), so auto exports nothing there and says so; elsewhere (a
-# docker-container builder, as in CI on GitHub) auto means max.
-CACHE_MODE_ENV = "SAGECODE_CACHE_MODE"
 # How BuildKit and the docker CLI report ENOSPC while writing the tar (or the cache).
 NO_SPACE = "no space left on device"
 
@@ -144,12 +138,6 @@ def _preflight(caps: Capabilities, store: ImageStore, console: Console, config: 
             "upgrade Docker to 20.10.10 or newer",
         )
     store.check_space()
-    if caps.can_export_cache and cache_mode(caps, config.cache_mode) == "off":
-        console.note(
-            "not exporting the build cache: on this engine (docker driver, containerd store) "
-            "exporting a full image's cache can exhaust dockerd's memory; the saved tar is "
-            f"still written. {CACHE_MODE_ENV}=min opts in (fine for small images)"
-        )
     if not caps.can_export_cache:
         console.note(
             f"the '{caps.driver}' builder on this engine (classic image store) cannot export "
@@ -178,15 +166,19 @@ def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
     )
 
 
-def cache_mode(caps: Capabilities, requested: str) -> str:
+# Cache export: SAGECODE_CACHE_MODE = auto (default, = max), min, max or off. On the docker
+# driver with the containerd image store, a cold full-image build once drove dockerd 26's
+# embedded BuildKit past 12 GB while exporting the cache (2026-12-04: gzip, code-server in
+# one step), so auto exported nothing there. With zstd and the split code-server stages,
+# three cold full builds with mode=max peaked at 821-942 MB of dockerd RSS (2026-12-05), so
+# auto is max on every engine that can export a cache.
+def cache_mode(requested: str) -> str:
     """The cache export mode to use: ``min``, ``max`` or ``off``."""
-    if requested in ("min", "max", "off"):
-        return requested
-    return "off" if caps.driver == "docker" and caps.containerd_store else "max"
+    return requested if requested in ("min", "max", "off") else "max"
 
 
 def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...], str]:
-    mode = cache_mode(caps, config.cache_mode)
+    mode = cache_mode(config.cache_mode)
     if config.cache_ref:
         ref = config.cache_ref
         to = f"type=registry,ref={ref},mode={mode},{CACHE_COMPRESSION}"

@@ -20,6 +20,7 @@ from imagebuild.paths import StatePaths, state_paths
 DEFAULT_BASE_IMAGE = "ubuntu:22.04"
 CODE_SERVER_SOURCES = ("auto", "github", "npm")
 AWS_CLI_SOURCES = ("pypi", "v2")
+CACHE_MODES = ("auto", "min", "max", "off")
 # The predecessor's Amazon Bedrock defaults.
 DEFAULT_AWS_REGION = "us-east-1"
 DEFAULT_BEDROCK_MODEL = "us.anthropic.claude-opus-4-6-v1"
@@ -165,6 +166,9 @@ def check(config: BuildConfig) -> None:
     if not os.access(root, os.W_OK):
         raise UsageError(f"{root} is not writable", "fix its permissions or choose another --state-dir")
     _check_layer_options(config)
+    if config.cache_mode not in CACHE_MODES:
+        raise UsageError(f"SAGECODE_CACHE_MODE={config.cache_mode!r} is not a cache mode",
+                         f"use one of {', '.join(CACHE_MODES)}")
     if config.keep < 1 or config.cache_cap_mb < 0:
         raise UsageError("--keep must be at least 1 and --cache-cap-mb not negative", "fix the flag")
 

@@ -76,13 +76,18 @@ def test_cli_unwritable_state_dir_is_refused_before_any_work(tmp_path: Path) -> 
     assert "--state-dir" in result.stderr
 
 
-def test_cli_bad_environment_value_is_refused_before_any_work(tmp_path: Path) -> None:
-    """A SAGECODE_* number that is not one: one line naming the variable."""
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("SAGECODE_KEEP_IMAGES", "two", "SAGECODE_KEEP_IMAGES='two' is not a whole number"),
+    ("SAGECODE_CACHE_MODE", "maximum", "SAGECODE_CACHE_MODE='maximum' is not a cache mode"),
+])
+def test_cli_bad_environment_value_is_refused_before_any_work(tmp_path: Path, name: str, value: str,
+                                                              message: str) -> None:
+    """A SAGECODE_* setting that is not valid: one line naming the variable."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(RECORDER)
     (bin_dir / "docker").chmod(0o755)
     cmd = [sys.executable, "-m", "imagebuild", "--state-dir", str(tmp_path / "state")]
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60, cwd=ROOT,
-                            env={"PATH": str(bin_dir), "HOME": str(tmp_path), "SAGECODE_KEEP_IMAGES": "two"})
-    _assert_refused(tmp_path, result, "SAGECODE_KEEP_IMAGES='two' is not a whole number")
+                            env={"PATH": str(bin_dir), "HOME": str(tmp_path), name: value})
+    _assert_refused(tmp_path, result, message)
