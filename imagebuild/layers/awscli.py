@@ -38,6 +38,15 @@ def v2_url(version: str, platform: str) -> str:
     return V2_URL.format(arch=V2_ARCH[platform], version=version)
 
 
+# botocore reads its service models as .json or .json.gz (its loader says which it knows):
+# gzipped, the models take 25 MB instead of 121 MB, and a command starts as fast.
+GZIP_MODELS = (
+    f"for loader in $(find {PREFIX}/lib -path '*/botocore/loaders.py'); do"
+    " if grep -q \"'.json.gz'\" \"$loader\"; then"
+    " find \"${loader%/loaders.py}/data\" -name '*.json' -exec gzip -9n {} +; fi; done"
+)
+
+
 def pypi_stage(version: str) -> Stage:
     """awscli in a venv of the base image's python3 (the same interpreter at run time)."""
     return Stage(
@@ -45,7 +54,8 @@ def pypi_stage(version: str) -> Stage:
         run=(
             f"python3 -m venv {PREFIX} &&"
             f"\n{PREFIX}/bin/pip install -q --no-cache-dir --disable-pip-version-check awscli=={version} &&"
-            f"\n{PREFIX}/bin/pip uninstall -q -y pip",
+            f"\n{PREFIX}/bin/pip uninstall -q -y pip &&"
+            f"\n{GZIP_MODELS}",
         ),
     )
 
@@ -72,5 +82,11 @@ def layer(version: str, source: str, platform: str) -> Layer:
         stages=(stage,),
         copies=(Copy("awscli", PREFIX, PREFIX),),
         run=(f"ln -sf {PREFIX}/bin/aws {PREFIX}/bin/aws_completer /usr/local/bin/",),
-        verify=(f"aws --version 2>&1 | grep -q '^aws-cli/{version} '",),
+        verify=(
+            f"aws --version 2>&1 | grep -q '^aws-cli/{version} '",
+            # reads a service model (gzipped on the PyPI path)
+            "aws ec2 run-instances --generate-cli-skeleton | grep -q InstanceType",
+            # `aws ... help` renders its man page with mandoc (from the base layer)
+            "aws s3 ls help | grep -q 'List S3 objects'",
+        ),
     )

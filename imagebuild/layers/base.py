@@ -1,11 +1,14 @@
-"""The system layer: shells, editors and tools every user expects, from the OS archive."""
+"""The system layer: shells, editors and tools every user expects, from the OS archive.
+
+``mandoc`` is what ``aws ... help`` renders its pages with.
+"""
 
 from __future__ import annotations
 
 from imagebuild.layers.model import Layer
 
 PACKAGES = (
-    "bash", "ca-certificates", "curl", "git", "less", "libgomp1", "locales",
+    "bash", "ca-certificates", "curl", "git", "less", "libgomp1", "locales", "mandoc",
     "openssh-client", "procps", "python3", "python3-pip", "python3-venv",
     "python-is-python3", "tmux", "unzip", "vim", "zsh", "zstd",
 )

@@ -3,7 +3,7 @@ FROM local/debian:bookworm AS base
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 RUN v=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); [ "$(printf '%s\n' 2.28 "$v" | sort -V | head -n1)" = 2.28 ] || { echo "error: the base image has glibc ${v:-unknown}; code-server needs glibc 2.28 or newer (use --base-image ubuntu:22.04 or newer)" >&2; exit 1; }
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh bash ca-certificates curl git less libgomp1 locales openssh-client procps python-is-python3 python3 python3-pip python3-venv tmux unzip vim zsh zstd
+    . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh bash ca-certificates curl git less libgomp1 locales mandoc openssh-client procps python-is-python3 python3 python3-pip python3-venv tmux unzip vim zsh zstd
 
 FROM base AS node
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,7 +45,8 @@ FROM base AS awscli
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && python3 -m venv /opt/awscli && \
     /opt/awscli/bin/pip install -q --no-cache-dir --disable-pip-version-check awscli==1.46.3 && \
-    /opt/awscli/bin/pip uninstall -q -y pip
+    /opt/awscli/bin/pip uninstall -q -y pip && \
+    for loader in $(find /opt/awscli/lib -path '*/botocore/loaders.py'); do if grep -q "'.json.gz'" "$loader"; then find "${loader%/loaders.py}/data" -name '*.json' -exec gzip -9n {} +; fi; done
 
 FROM node AS mise
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
