@@ -32,7 +32,12 @@ TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 # The cache in the same compression as the image: a layer is compressed once, for all three
 # (zstd also packs and unpacks several times faster than gzip). Any BuildKit that can
 # import a cache reads zstd.
-CACHE_COMPRESSION = "compression=zstd"
+# A failed cache export (a full volume, a registry that refuses the push) fails no build: the
+# image and its tar are what the user needs; the cache only speeds up the next build.
+CACHE_OPTIONS = "compression=zstd,ignore-error=true"
+# The cache is written to the user's volume only when this much would stay free after the
+# tar (a version bump adds a few hundred MB of new blobs; unreferenced ones are pruned after).
+CACHE_ROOM = 1 << 30
 LOCK_WAIT_S = 3600.0
 # How BuildKit and the docker CLI report ENOSPC while writing the tar (or the cache).
 NO_SPACE = "no space left on device"
@@ -87,8 +92,16 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     _preflight(caps, store, console, p.config)
     engine.ensure_image(p.config.base_image)
     tar = store.partial_path(p.definition.short)
+    room = store.free_bytes() - store.needed_bytes()
+    export_cache = bool(p.config.cache_ref) or room >= CACHE_ROOM
+    if not export_cache and caps.can_export_cache and cache_mode(p.config.cache_mode) != "off":
+        console.note(
+            f"only {max(room, 0) >> 20} MiB would stay free on the volume after the saved image: "
+            "not writing the build cache this time (the image and its tar are saved as usual)"
+        )
     with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
-        request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache)
+        request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache,
+                           export_cache=export_cache)
         console.step(f"building {p.image} ({_summary(p.versions)})")
         _run_build(engine, request, store, tar, console)
     if not caps.multi_output:
@@ -148,10 +161,11 @@ def _preflight(caps: Capabilities, store: ImageStore, console: Console, config: 
 
 
 def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
-             no_cache: bool) -> BuildRequest:
+             no_cache: bool, export_cache: bool = True) -> BuildRequest:
     context = tmp / "context"
     p.definition.write(context)
     cache_from, cache_to = _cache_args(p.config, caps)
+    cache_to = cache_to if export_cache else ""
     return BuildRequest(
         context=context,
         tags=(p.image,),
@@ -181,13 +195,13 @@ def _cache_args(config: BuildConfig, caps: Capabilities) -> tuple[tuple[str, ...
     mode = cache_mode(config.cache_mode)
     if config.cache_ref:
         ref = config.cache_ref
-        to = f"type=registry,ref={ref},mode={mode},{CACHE_COMPRESSION}"
+        to = f"type=registry,ref={ref},mode={mode},{CACHE_OPTIONS}"
         return (f"type=registry,ref={ref}",), "" if mode == "off" else to
     if not caps.can_export_cache:
         return (), ""
     local = config.state.cache
     sources = (f"type=local,src={local}",) if (local / "index.json").is_file() else ()
-    return sources, "" if mode == "off" else f"type=local,dest={local},mode={mode},{CACHE_COMPRESSION}"
+    return sources, "" if mode == "off" else f"type=local,dest={local},mode={mode},{CACHE_OPTIONS}"
 
 
 def _secrets(config: BuildConfig, tmp: Path) -> tuple[str, ...]:

@@ -64,9 +64,16 @@ def _children(blob: Path) -> Iterator[str]:
 
 
 def prune(cache: Path, cap_bytes: int) -> PruneReport:
-    """Delete unreferenced blobs; drop the whole cache if it still exceeds ``cap_bytes``."""
+    """Delete unreferenced blobs; drop the whole cache if it still exceeds ``cap_bytes``.
+
+    Without an ``index.json`` nothing is referenced (BuildKit writes it last, so a first
+    export that failed leaves only blobs): whatever is there is deleted.
+    """
     if not (cache / "index.json").is_file():
-        return PruneReport(0, 0, 0)
+        before = dir_bytes(cache)
+        for part in ("blobs", "ingest"):
+            shutil.rmtree(cache / part, ignore_errors=True)
+        return PruneReport(before, dir_bytes(cache), 0)
     before = dir_bytes(cache)
     keep = referenced(cache)
     removed = 0

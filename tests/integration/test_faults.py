@@ -242,3 +242,23 @@ def test_engine_restart_mid_build_is_one_line_and_next_run_succeeds(
     _assert_previous_survives(tmp_path, previous)
     imagebuild(tmp_path, *build_args(), *OTHER)
     assert ImageStore(tmp_path / "images").verify(_current(tmp_path)) is None
+
+
+def test_failed_cache_export_still_saves_the_image(docker_engine: None, tmp_path: Path) -> None:
+    """The cache's folder fills up during its export (a 1 MiB tmpfs): BuildKit's export fails, the
+    build does not: the image is in the engine, its tar saved and verified, the export's
+    leftovers deleted."""
+    need(os.geteuid() == 0, "mounting a tmpfs needs root")
+    cache = tmp_path / "cache"
+    _mount_tmpfs(cache, MIB)
+    try:
+        result = imagebuild(tmp_path, *build_args(), *SMALL)
+        assert list(cache.iterdir()) == []  # what the failed export wrote was pruned
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], check=False, capture_output=True, timeout=30)
+    assert "no space left on device" in result.stderr.lower()  # the export was tried, and failed
+    current = _current(tmp_path)
+    assert ImageStore(tmp_path / "images").verify(current) is None
+    found = subprocess.run(["docker", "image", "inspect", current.image], check=False, capture_output=True)
+    assert found.returncode == 0
+    assert _partials(tmp_path) == []

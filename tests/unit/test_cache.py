@@ -55,3 +55,15 @@ def test_cache_prune_drops_cache_over_cap(tmp_path: Path) -> None:
 def test_cache_prune_without_cache_is_noop(tmp_path: Path) -> None:
     """No index.json (no cache yet) means nothing to do."""
     assert cache.prune(tmp_path / "none", cap_bytes=0) == cache.PruneReport(0, 0, 0)
+
+
+def test_cache_prune_removes_what_a_failed_first_export_left(tmp_path: Path) -> None:
+    """Blobs and ingest files but no index.json (the first export failed): all deleted."""
+    _blob(tmp_path, b"half a layer" * 100)
+    (tmp_path / "ingest" / "x").mkdir(parents=True)
+    (tmp_path / "ingest" / "x" / "data").write_bytes(b"partial")
+    report = cache.prune(tmp_path, cap_bytes=1 << 30)
+    assert report.before > 0
+    assert report.after == 0
+    assert not (tmp_path / "blobs").exists()
+    assert not (tmp_path / "ingest").exists()

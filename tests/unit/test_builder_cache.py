@@ -1,0 +1,74 @@
+"""The build's cache export against a fake engine and a real store: a failed export fails no
+build, and the cache is not written to a volume that would be left nearly full."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import pytest
+
+from imagebuild import builder
+from imagebuild.config import BuildConfig
+from imagebuild.console import Console
+from imagebuild.engine import BuildRequest, Capabilities, OnLine
+from imagebuild.store import ImageStore
+from tests.conftest import VERSIONS
+
+OPTIONS = "compression=zstd,ignore-error=true"
+
+
+class FakeEngine:
+    """A docker-driver engine on the containerd store; ``build`` writes the tar it is asked for."""
+
+    def __init__(self) -> None:
+        self.requests: list[BuildRequest] = []
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities("26.1.5", "v0.13.1", "docker", True)
+
+    def ensure_image(self, ref: str) -> None:
+        """The base image is present."""
+
+    def build(self, request: BuildRequest, on_line: OnLine) -> None:
+        self.requests.append(request)
+        assert request.tar is not None
+        request.tar.write_bytes(b"an image")
+
+    def image_id(self, ref: str) -> Optional[str]:
+        return None
+
+    def tag(self, ref: str, new: str) -> None:
+        """Tagged."""
+
+
+def _build(config: BuildConfig) -> BuildRequest:
+    engine = FakeEngine()
+    builder.build(builder.plan(config, VERSIONS), engine, Console(quiet=True))  # type: ignore[arg-type]
+    [request] = engine.requests
+    return request
+
+
+def test_cache_export_is_max_zstd_and_never_fails_the_build(config: BuildConfig) -> None:
+    """auto exports every stage's layers in zstd, with ignore-error: the image is what counts."""
+    request = _build(config)
+    assert request.cache_to == f"type=local,dest={config.state.cache},mode=max,{OPTIONS}"
+    assert ImageStore(config.state.images).current() is not None
+
+
+def test_nearly_full_volume_gets_no_cache_but_the_image(config: BuildConfig, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Less than CACHE_ROOM left after the tar: no cache export, a note, the image saved as usual."""
+    monkeypatch.setattr(ImageStore, "free_bytes", lambda self: ImageStore.needed_bytes(self) + (512 << 20))
+    request = _build(config)
+    assert request.cache_to == ""
+    assert "MiB would stay free on the volume after the saved image: not writing the build cache" \
+        in capsys.readouterr().err
+    assert ImageStore(config.state.images).current() is not None
+
+
+def test_registry_cache_ignores_the_volume(config: BuildConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry cache is not on the volume: exported however full the volume is."""
+    monkeypatch.setattr(ImageStore, "free_bytes", lambda self: ImageStore.needed_bytes(self) + 1)
+    request = _build(dataclasses.replace(config, cache_ref="127.0.0.1:5000/c:x"))
+    assert request.cache_to == f"type=registry,ref=127.0.0.1:5000/c:x,mode=max,{OPTIONS}"
