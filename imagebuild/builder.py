@@ -92,16 +92,9 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     _preflight(caps, store, console, p.config)
     engine.ensure_image(p.config.base_image)
     tar = store.partial_path(p.definition.short)
-    room = store.free_bytes() - store.needed_bytes()
-    export_cache = bool(p.config.cache_ref) or room >= CACHE_ROOM
-    if not export_cache and caps.can_export_cache and cache_mode(p.config.cache_mode) != "off":
-        console.note(
-            f"only {max(room, 0) >> 20} MiB would stay free on the volume after the saved image: "
-            "not writing the build cache this time (the image and its tar are saved as usual)"
-        )
     with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
-        request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache,
-                           export_cache=export_cache)
+        request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache)
+        request = _within_room(request, p.config, store, console)
         console.step(f"building {p.image} ({_summary(p.versions)})")
         _run_build(engine, request, store, tar, console)
     if not caps.multi_output:
@@ -160,12 +153,26 @@ def _preflight(caps: Capabilities, store: ImageStore, console: Console, config: 
         )
 
 
+def _within_room(request: BuildRequest, config: BuildConfig, store: ImageStore,
+                 console: Console) -> BuildRequest:
+    """The request without its cache export to the volume when that would leave it nearly full."""
+    if not request.cache_to or config.cache_ref:  # nothing to write, or not on the volume
+        return request
+    room = store.free_bytes() - store.needed_bytes()
+    if room >= CACHE_ROOM:
+        return request
+    console.note(
+        f"only {max(room, 0) >> 20} MiB would stay free on the volume after the saved image: "
+        "not writing the build cache this time (the image and its tar are saved as usual)"
+    )
+    return dataclasses.replace(request, cache_to="")
+
+
 def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
-             no_cache: bool, export_cache: bool = True) -> BuildRequest:
+             no_cache: bool) -> BuildRequest:
     context = tmp / "context"
     p.definition.write(context)
     cache_from, cache_to = _cache_args(p.config, caps)
-    cache_to = cache_to if export_cache else ""
     return BuildRequest(
         context=context,
         tags=(p.image,),

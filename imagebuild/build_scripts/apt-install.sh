@@ -8,16 +8,13 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 
-EXCLUDES="/usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*/LC_MESSAGES/*.mo"
-
 main() {
   opts="-o Acquire::Retries=3"
-  set -f
-  for path in $EXCLUDES; do
-    opts="$opts -o DPkg::Options::=--path-exclude=$path"
-  done
-  set +f
+  opts="$opts -o DPkg::Options::=--path-exclude=/usr/share/doc/*"
   opts="$opts -o DPkg::Options::=--path-include=/usr/share/doc/*/copyright"
+  opts="$opts -o DPkg::Options::=--path-exclude=/usr/share/man/*"
+  opts="$opts -o DPkg::Options::=--path-exclude=/usr/share/info/*"
+  opts="$opts -o DPkg::Options::=--path-exclude=/usr/share/locale/*/LC_MESSAGES/*.mo"
   if [ -n "${SSL_CERT_FILE:-}" ]; then
     opts="$opts -o Acquire::https::CAInfo=$SSL_CERT_FILE"
   fi
