@@ -1,0 +1,28 @@
+"""The benchmarks' model of a reboot: caches dropped, or a one-line error when they cannot be."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import common
+
+
+def test_cold_caches_syncs_then_drops_every_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(common.subprocess, "run", lambda argv, **_: calls.append(argv))
+    knob = tmp_path / "drop_caches"
+    knob.write_text("0\n")
+    monkeypatch.setattr(common, "DROP_CACHES", knob)
+    common.cold_caches()
+    assert calls == [["sync"]]
+    assert knob.read_text() == "3\n"
+
+
+def test_cold_caches_without_root_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr(common, "DROP_CACHES", tmp_path / "missing" / "drop_caches")
+    with pytest.raises(common.BenchError, match="run the benchmarks as root"):
+        common.cold_caches()
