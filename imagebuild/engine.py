@@ -38,6 +38,11 @@ class Capabilities:
     driver: str
     containerd_store: bool
     security_options: tuple[str, ...] = ()
+    root_dir: str = ""  # dockerd's data-root, where its images and build cache live
+
+    def keeps_data_in(self, folder: Path) -> bool:
+        """The engine's data lives under ``folder``, so it persists as long as ``folder`` does."""
+        return bool(self.root_dir) and Path(self.root_dir).resolve().is_relative_to(folder.resolve())
 
     @property
     def can_export_cache(self) -> bool:
@@ -127,6 +132,7 @@ class Engine:
             driver=builder.driver or "docker",
             containerd_store=any("containerd" in str(v) for _, v in driver_status),
             security_options=tuple(info.security_options or ()),
+            root_dir=str(info.docker_root_dir or ""),
         )
 
     def build(self, request: BuildRequest, on_line: OnLine) -> None:

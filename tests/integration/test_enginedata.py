@@ -58,7 +58,9 @@ def restart(tmp_path: Path) -> Path:
         "  pid=$(pgrep -u 0 -x $name || true)\n"
         "  [ -z \"$pid\" ] || { kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done; }\n"
         "done\n"
-        f"bash {shlex.quote(str(ENGINE_SCRIPT))} --base-image {shlex.quote(BASE_IMAGE)} >/dev/null\n"
+        # right after a start dockerd may answer before it lists buildx and its snapshotter
+        f"up() {{ bash {shlex.quote(str(ENGINE_SCRIPT))} --base-image {shlex.quote(BASE_IMAGE)} >/dev/null; }}\n"
+        "up || { sleep 3; up; }\n"
     )
     return script
 
@@ -79,15 +81,19 @@ def on_volume(docker_engine: None, restart: Path) -> Iterator[None]:
         assert back.returncode == 0, back.stderr
         assert _root_dir() == "/var/lib/docker"
         assert not VOLUME.exists()
+        shutil.rmtree(VOLUME.parent, ignore_errors=True)
 
 
-def test_a_restart_finds_the_image_on_the_volume(on_volume: None, tmp_path: Path, restart: Path) -> None:
+def test_a_restart_finds_the_image_on_the_volume(on_volume: None, restart: Path) -> None:
     assert _root_dir() == str(VOLUME / "docker")
     assert json.loads(Path("/etc/docker/daemon.json").read_text())["data-root"] == str(VOLUME / "docker")
-    state = tmp_path / "state"
-    imagebuild(state, *build_args(), *SMALL)
+    state = VOLUME.parent  # as on an instance: the engine's data in the state folder's engine/
+    built = imagebuild(state, *build_args(), *SMALL)
     current = ImageStore(state / "images").current()
     assert current is not None
+    # the engine keeps its build cache on the volume: no second copy in the state folder
+    assert "it keeps the build cache across restarts, so none is exported" in built.stdout + built.stderr
+    assert not (state / "cache" / "index.json").exists()
     simulate_restart()  # deletes /var/lib/docker and /var/lib/containerd; the volume stays
     # the next start's hook: the configuration is in place, nothing to restart
     again = _enginedata("on", "--min-free-gb", "1", restart=restart)

@@ -72,3 +72,39 @@ def test_registry_cache_ignores_the_volume(config: BuildConfig, monkeypatch: pyt
     monkeypatch.setattr(ImageStore, "free_bytes", lambda self: ImageStore.needed_bytes(self) + 1)
     request = _build(dataclasses.replace(config, cache_ref="127.0.0.1:5000/c:x"))
     assert request.cache_to == f"type=registry,ref=127.0.0.1:5000/c:x,mode=max,{OPTIONS}"
+
+
+class EngineOnTheVolume(FakeEngine):
+    """The opt-in SAGECODE_ENGINE_DATA=volume: dockerd's data-root under the state folder."""
+
+    def __init__(self, root_dir: str) -> None:
+        super().__init__()
+        self.root_dir = root_dir
+
+    def capabilities(self) -> Capabilities:
+        return dataclasses.replace(super().capabilities(), root_dir=self.root_dir)
+
+
+def _build_on(config: BuildConfig, root_dir: str) -> BuildRequest:
+    engine = EngineOnTheVolume(root_dir)
+    builder.build(builder.plan(config, VERSIONS), engine, Console(quiet=True))  # type: ignore[arg-type]
+    [request] = engine.requests
+    return request
+
+
+def test_engine_data_on_the_volume_exports_no_second_cache(config: BuildConfig,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine keeps its build cache on the volume itself: auto writes no copy, and says so."""
+    request = _build_on(config, str(config.state.root / "engine" / "docker"))
+    assert request.cache_to == ""
+    assert "it keeps the build cache across restarts, so none is exported" in capsys.readouterr().err
+    assert ImageStore(config.state.images).current() is not None
+
+
+@pytest.mark.parametrize(("mode", "where"), [("max", "volume"), ("auto", "root volume")])
+def test_cache_is_exported_when_asked_or_when_the_engine_forgets(config: BuildConfig, mode: str,
+                                                                 where: str) -> None:
+    """An explicit max still exports; an engine on the root volume (wiped by a restart) gets the cache."""
+    root = str(config.state.root / "engine" / "docker") if where == "volume" else "/var/lib/docker"
+    request = _build_on(dataclasses.replace(config, cache_mode=mode), root)
+    assert request.cache_to == f"type=local,dest={config.state.cache},mode=max,{OPTIONS}"
