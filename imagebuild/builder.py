@@ -103,6 +103,7 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     saved = store.commit(tar, _with_compression(p.manifest(), caps))
     engine.tag(p.image, f"{p.config.image_repo}:latest")
     _tidy(p, store, console)
+    _tidy_engine(p, engine, caps, store, console)
     console.step(f"saved {saved.tar} ({saved.tar_bytes / 1e6:.0f} MB) in {store.root}")
     return saved
 
@@ -261,6 +262,21 @@ def _tidy(p: Plan, store: ImageStore, console: Console) -> None:
                 f"build cache ({report.before >> 20} MiB) exceeded the cap "
                 f"({p.config.cache_cap_mb} MiB) and was dropped; raise --cache-cap-mb to keep it"
             )
+
+
+def _tidy_engine(p: Plan, engine: Engine, caps: Capabilities, store: ImageStore, console: Console) -> None:
+    """With the engine's data on the volume (opt-in), what the engine keeps counts against the
+    volume across restarts, as the saved tars and the cache do: the images of earlier builds
+    go (unless a container still runs one: then at the next build) and the engine's build
+    cache is held to the cache cap. On the root volume a restart empties the engine anyway."""
+    if not caps.keeps_data_in(p.config.state.root):
+        return
+    current = {p.image, f"{p.config.image_repo}:latest"}
+    for ref in engine.tags(p.config.image_repo):
+        if ref not in current and engine.remove_unused(ref):
+            console.step(f"removed the earlier image {ref} from the engine")
+    # nearly full: everything the current image does not hold goes
+    engine.prune_build_cache(p.config.cache_cap_mb << 20 if store.free_bytes() >= CACHE_ROOM else 0)
 
 
 def _summary(versions: Mapping[str, str]) -> str:

@@ -191,6 +191,25 @@ class Engine:
         """Remove an image tag if present."""
         self._call("docker rmi", lambda: self.docker.image.remove(ref, force=True, prune=False))
 
+    def tags(self, repo: str) -> list[str]:
+        """Every ``repo:tag`` the engine holds."""
+        images = self._call("docker image ls", lambda: self.docker.image.list(repo))
+        return sorted({t for image in images for t in image.repo_tags or () if t.startswith(f"{repo}:")})
+
+    def remove_unused(self, ref: str) -> bool:
+        """Remove ``ref`` unless a container uses it; True when it is gone."""
+        try:
+            self.docker.image.remove(ref, force=False, prune=True)
+        except DockerException as exc:
+            log.debug("kept %s: %s", ref, exc)
+            return False
+        return True
+
+    def prune_build_cache(self, keep_bytes: int) -> None:
+        """Drop the engine's least recently used build cache beyond ``keep_bytes``."""
+        argv = ["buildx", "prune", "--force", "--keep-storage", f"{keep_bytes >> 20}mb"]
+        self._call("docker buildx prune", lambda: self._raw(argv))
+
     def save(self, refs: Sequence[str]) -> Iterator[bytes]:
         """Stream ``docker save`` of ``refs`` (a plain tar)."""
         stream = self._call("docker save", lambda: self.docker.image.save(list(refs)))

@@ -59,8 +59,8 @@ def restart(tmp_path: Path) -> Path:
         "  [ -z \"$pid\" ] || { kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done; }\n"
         "done\n"
         # right after a start dockerd may answer before it lists buildx and its snapshotter
-        f"up() {{ bash {shlex.quote(str(ENGINE_SCRIPT))} --base-image {shlex.quote(BASE_IMAGE)} >/dev/null; }}\n"
-        "up || { sleep 3; up; }\n"
+        f"up() {{ bash {shlex.quote(str(ENGINE_SCRIPT))} --base-image {shlex.quote(BASE_IMAGE)}"
+        " >/dev/null; }\nup || { sleep 3; up; }\n"
     )
     return script
 
@@ -104,6 +104,15 @@ def test_a_restart_finds_the_image_on_the_volume(on_volume: None, restart: Path)
     ran = subprocess.run(["docker", "run", "--rm", current.image, "true"], check=False, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
+    # the next build: the earlier image leaves the engine, whose data counts against the volume
+    built = imagebuild(state, *build_args(), "--without", f"shell,{SMALL[1]}")
+    newer = ImageStore(state / "images").current()
+    assert newer is not None
+    assert newer.image != current.image
+    assert f"removed the earlier image {current.image} from the engine" in built.stdout + built.stderr
+    listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "sagecode"],
+                            check=True, capture_output=True, text=True, timeout=60).stdout.split()
+    assert sorted(listed) == sorted({newer.image, "sagecode:latest"})
 
 
 def test_on_refuses_when_the_volume_is_short_and_changes_nothing(docker_engine: None, restart: Path) -> None:

@@ -77,19 +77,63 @@ def test_registry_cache_ignores_the_volume(config: BuildConfig, monkeypatch: pyt
 class EngineOnTheVolume(FakeEngine):
     """The opt-in SAGECODE_ENGINE_DATA=volume: dockerd's data-root under the state folder."""
 
-    def __init__(self, root_dir: str) -> None:
+    def __init__(self, root_dir: str, held: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.root_dir = root_dir
+        self.held = ["sagecode:0ld0ld0ld0ld", "sagecode:running0000", *held]
+        self.pruned: list[int] = []
 
     def capabilities(self) -> Capabilities:
         return dataclasses.replace(super().capabilities(), root_dir=self.root_dir)
 
+    def tag(self, ref: str, new: str) -> None:
+        self.held += [ref, new]
+
+    def tags(self, repo: str) -> list[str]:
+        return sorted({t for t in self.held if t.startswith(f"{repo}:")})
+
+    def remove_unused(self, ref: str) -> bool:
+        if "running" in ref:  # a container uses it
+            return False
+        self.held.remove(ref)
+        return True
+
+    def prune_build_cache(self, keep_bytes: int) -> None:
+        self.pruned.append(keep_bytes)
+
 
 def _build_on(config: BuildConfig, root_dir: str) -> BuildRequest:
+    return _engine_after(config, root_dir).requests[0]
+
+
+def _engine_after(config: BuildConfig, root_dir: str) -> EngineOnTheVolume:
     engine = EngineOnTheVolume(root_dir)
     builder.build(builder.plan(config, VERSIONS), engine, Console(quiet=True))  # type: ignore[arg-type]
+    return engine
+
+
+def test_engine_on_the_volume_keeps_only_the_new_image_and_a_capped_cache(config: BuildConfig) -> None:
+    """The volume holds what the engine keeps: earlier images go (not one a container runs),
+    the engine's build cache is pruned to the cap."""
+    engine = _engine_after(config, str(config.state.root / "engine" / "docker"))
     [request] = engine.requests
-    return request
+    assert engine.tags("sagecode") == sorted({*request.tags, "sagecode:latest", "sagecode:running0000"})
+    assert engine.pruned == [config.cache_cap_mb << 20]
+
+
+def test_engine_on_the_volume_nearly_full_drops_all_spare_cache(config: BuildConfig,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ImageStore, "free_bytes", lambda self: 100 << 20)
+    monkeypatch.setattr(ImageStore, "needed_bytes", lambda self: 0)
+    engine = _engine_after(config, str(config.state.root / "engine" / "docker"))
+    assert engine.pruned == [0]
+
+
+def test_engine_on_the_root_volume_is_left_alone(config: BuildConfig) -> None:
+    """A restart empties it: nothing removed, nothing pruned."""
+    engine = _engine_after(config, "/var/lib/docker")
+    assert "sagecode:0ld0ld0ld0ld" in engine.tags("sagecode")
+    assert engine.pruned == []
 
 
 def test_engine_data_on_the_volume_exports_no_second_cache(config: BuildConfig,
