@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ CACHE_OPTIONS = "compression=zstd,ignore-error=true"
 # The cache is written to the user's volume only when this much would stay free after the
 # tar (a version bump adds a few hundred MB of new blobs; unreferenced ones are pruned after).
 CACHE_ROOM = 1 << 30
+CONTENT_TAG = re.compile(r"[0-9a-f]{12}")
 LOCK_WAIT_S = 3600.0
 # How BuildKit and the docker CLI report ENOSPC while writing the tar (or the cache).
 NO_SPACE = "no space left on device"
@@ -271,9 +273,10 @@ def _tidy_engine(p: Plan, engine: Engine, caps: Capabilities, store: ImageStore,
     cache is held to the cache cap. On the root volume a restart empties the engine anyway."""
     if not caps.keeps_data_in(p.config.state.root):
         return
-    current = {p.image, f"{p.config.image_repo}:latest"}
     for ref in engine.tags(p.config.image_repo):
-        if ref not in current and engine.remove_unused(ref):
+        tag = ref.rsplit(":", 1)[1]
+        # only the content tags builds make (12 hex digits), never a tag someone else set
+        if ref != p.image and CONTENT_TAG.fullmatch(tag) and engine.remove_unused(ref):
             console.step(f"removed the earlier image {ref} from the engine")
     # nearly full: everything the current image does not hold goes
     engine.prune_build_cache(p.config.cache_cap_mb << 20 if store.free_bytes() >= CACHE_ROOM else 0)

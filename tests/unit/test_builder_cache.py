@@ -80,7 +80,8 @@ class EngineOnTheVolume(FakeEngine):
     def __init__(self, root_dir: str, held: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.root_dir = root_dir
-        self.held = ["sagecode:0ld0ld0ld0ld", "sagecode:running0000", *held]
+        self.held = ["sagecode:0123456789ab", "sagecode:running0000", "sagecode:mine",
+                     "sagecode:abcdefabcdef", *held]
         self.pruned: list[int] = []
 
     def capabilities(self) -> Capabilities:
@@ -93,7 +94,7 @@ class EngineOnTheVolume(FakeEngine):
         return sorted({t for t in self.held if t.startswith(f"{repo}:")})
 
     def remove_unused(self, ref: str) -> bool:
-        if "running" in ref:  # a container uses it
+        if ref == "sagecode:abcdefabcdef":  # a container uses it
             return False
         self.held.remove(ref)
         return True
@@ -117,7 +118,9 @@ def test_engine_on_the_volume_keeps_only_the_new_image_and_a_capped_cache(config
     the engine's build cache is pruned to the cap."""
     engine = _engine_after(config, str(config.state.root / "engine" / "docker"))
     [request] = engine.requests
-    assert engine.tags("sagecode") == sorted({*request.tags, "sagecode:latest", "sagecode:running0000"})
+    # the older content tag went; the one in use, and tags someone else set, stay
+    assert engine.tags("sagecode") == sorted({*request.tags, "sagecode:latest", "sagecode:running0000",
+                                              "sagecode:mine", "sagecode:abcdefabcdef"})
     assert engine.pruned == [config.cache_cap_mb << 20]
 
 
@@ -132,7 +135,7 @@ def test_engine_on_the_volume_nearly_full_drops_all_spare_cache(config: BuildCon
 def test_engine_on_the_root_volume_is_left_alone(config: BuildConfig) -> None:
     """A restart empties it: nothing removed, nothing pruned."""
     engine = _engine_after(config, "/var/lib/docker")
-    assert "sagecode:0ld0ld0ld0ld" in engine.tags("sagecode")
+    assert "sagecode:0123456789ab" in engine.tags("sagecode")
     assert engine.pruned == []
 
 
