@@ -4,7 +4,7 @@ build, and the cache is not written to a volume that would be left nearly full."
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, TypeVar
 
 import pytest
 
@@ -16,6 +16,7 @@ from imagebuild.store import ImageStore
 from tests.conftest import VERSIONS
 
 OPTIONS = "compression=zstd,ignore-error=true"
+FakeEngineT = TypeVar("FakeEngineT", bound="FakeEngine")
 
 
 class FakeEngine:
@@ -43,10 +44,14 @@ class FakeEngine:
 
 
 def _build(config: BuildConfig) -> BuildRequest:
-    engine = FakeEngine()
-    builder.build(builder.plan(config, VERSIONS), engine, Console(quiet=True))  # type: ignore[arg-type]
-    [request] = engine.requests
+    [request] = _built_by(FakeEngine(), config).requests
     return request
+
+
+def _built_by(engine: FakeEngineT, config: BuildConfig) -> FakeEngineT:
+    """``engine`` after one build of ``config``."""
+    builder.build(builder.plan(config, VERSIONS), engine, Console(quiet=True))  # type: ignore[arg-type]
+    return engine
 
 
 def test_cache_export_is_max_zstd_and_never_fails_the_build(config: BuildConfig) -> None:
@@ -77,11 +82,11 @@ def test_registry_cache_ignores_the_volume(config: BuildConfig, monkeypatch: pyt
 class EngineOnTheVolume(FakeEngine):
     """The opt-in SAGECODE_ENGINE_DATA=volume: dockerd's data-root under the state folder."""
 
-    def __init__(self, root_dir: str, held: tuple[str, ...] = ()) -> None:
+    def __init__(self, root_dir: str) -> None:
         super().__init__()
         self.root_dir = root_dir
         self.held = ["sagecode:0123456789ab", "sagecode:running0000", "sagecode:mine",
-                     "sagecode:abcdefabcdef", *held]
+                     "sagecode:abcdefabcdef"]
         self.pruned: list[int] = []
 
     def capabilities(self) -> Capabilities:
@@ -108,9 +113,7 @@ def _build_on(config: BuildConfig, root_dir: str) -> BuildRequest:
 
 
 def _engine_after(config: BuildConfig, root_dir: str) -> EngineOnTheVolume:
-    engine = EngineOnTheVolume(root_dir)
-    builder.build(builder.plan(config, VERSIONS), engine, Console(quiet=True))  # type: ignore[arg-type]
-    return engine
+    return _built_by(EngineOnTheVolume(root_dir), config)
 
 
 def test_engine_on_the_volume_keeps_only_the_new_image_and_a_capped_cache(config: BuildConfig) -> None:
