@@ -4,7 +4,8 @@ This is the only module that knows Dockerfile syntax. The text is never committe
 is rendered into a temporary build context for each build.
 
 Stage layout:
-- ``base``: the base image plus every layer's apt packages (changes rarely).
+- ``base``: the base image plus every layer's apt packages and the local setup steps
+  that need only them (changes rarely).
 - one builder stage per heavy artifact (Node, code-server, the AWS CLI, agents), each
   from ``base`` or another stage, so BuildKit runs them in parallel and their build
   tools stay out of the final image;
@@ -90,10 +91,12 @@ def _make_dirs(context: Path, directory: Path) -> None:
     directory.chmod(0o755)
 
 
-def _run(command: str) -> str:
-    """A RUN step with the build's network settings mounted (never stored)."""
+def _run(command: str, mounts: Sequence[Copy] = ()) -> str:
+    """A RUN step with the build's network settings mounted (never stored), and ``mounts``
+    of other stages' paths, read-only."""
     body = command.strip().replace("\n", " \\\n    ")
-    return f"RUN {SECRET_MOUNTS} \\\n    . {BUILD_MOUNT}/netenv.sh && {body}"
+    extra = "".join(f" --mount=type=bind,from={m.stage},source={m.src},target={m.dest}" for m in mounts)
+    return f"RUN {SECRET_MOUNTS}{extra} \\\n    . {BUILD_MOUNT}/netenv.sh && {body}"
 
 
 def _base_stage(layers: Sequence[Layer], base_image: str) -> str:
@@ -107,6 +110,9 @@ def _base_stage(layers: Sequence[Layer], base_image: str) -> str:
     lines += [f"RUN {check}" for layer in layers for check in layer.preflight]
     if packages:
         lines.append(_run(f"sh {BUILD_MOUNT}/apt-install.sh {' '.join(packages)}"))
+    steps = [step for layer in layers for step in layer.setup]
+    if steps:
+        lines.append("RUN " + " && \\\n    ".join(_group(step) for step in steps))
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +124,7 @@ def _stage(stage: Stage) -> str:
         tools = " ".join(sorted(stage.build_tools))
         lines.append(_run(f"sh {BUILD_MOUNT}/apt-install.sh {tools}"))
     lines += [_add(f) for f in stage.files]
-    lines += [_run(step) for step in stage.run]
+    lines += [_run(step, stage.mounts) for step in stage.run]
     return "\n".join(lines) + "\n"
 
 

@@ -30,13 +30,14 @@ def glibc_check(minimum: str = MIN_GLIBC) -> str:
 
 
 def layer() -> Layer:
-    """System packages plus a UTF-8 locale; ``python`` is ``python3``."""
+    """System packages plus a UTF-8 locale (generated in the base stage: a tool's bump never
+    reruns it); ``python`` is ``python3``."""
     return Layer(
         name="base",
         summary="system packages from the OS archive",
         preflight=(glibc_check(),),
         apt=PACKAGES,
-        run=("sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null",),
+        setup=("sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null",),
         env=(("LANG", "en_US.UTF-8"), ("LC_ALL", "en_US.UTF-8")),
         verify=(
             "zsh --version", "git --version", "vim --version | head -1", "tmux -V",

@@ -29,6 +29,17 @@ def asset_name(version: str, platform: str) -> str:
     return GITHUB_ASSET.format(version=version, platform=platform)
 
 
+NPM_INSTALL = "npm install --omit=dev --ignore-scripts --loglevel=warn"
+TRIM = File("trim-code-server.sh", "/usr/local/bin/trim-code-server", 0o755)
+# Where the compiled natives are mounted in the step that puts them in place.
+NATIVES_MOUNT = "/run/sagecode-natives"
+
+
+def trim(platform: str) -> str:
+    """Remove what code-server never uses on ``platform`` (see trim-code-server.sh)."""
+    return f"trim-code-server {PREFIX} {NODE_ARCH[platform]}"
+
+
 def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
     """Install code-server with npm on the Node stage, its native modules compiled apart.
 
@@ -36,6 +47,9 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
     rarely change between releases. ``code-server-natives`` compiles them from a copy of
     just their packages, so its cache key is those packages' bytes: after a version bump
     BuildKit takes it from the cache when they are unchanged, and only the download reruns.
+    The last stage mounts the compiled packages rather than copying them in with a step of
+    their own, and trims in the same step: each step on top of the downloaded tree added
+    seconds to a bump.
     """
     package = f"{PREFIX}/lib/node_modules/code-server"
     arch = NODE_ARCH[platform]
@@ -46,15 +60,24 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
             build_tools=BUILD_TOOLS,
             # node-gyp builds the native modules against the headers of the image's own Node.
             env=(("npm_config_nodedir", "/opt/node"),),
-            files=(File("code-server-natives.py", "/usr/local/bin/code-server-natives", 0o755),),
+            # Both helpers come in here, cached with the tools: a COPY in a later stage, on
+            # top of the downloaded tree, delayed the step after it by 3 to 6 s.
+            files=(File("code-server-natives.py", "/usr/local/bin/code-server-natives", 0o755), TRIM),
         ),
         Stage(
             name="code-server-fetch",
             parent="code-server-tools",
+            # The package itself first, then its three dependency trees (its own, VS Code's,
+            # the built-in extensions') at once, as each follows its own shrinkwrap.
             run=(
-                f"npm install -g --ignore-scripts --loglevel=warn --prefix {PREFIX} code-server@{version} &&"
-                f"\ncd {package}/lib/vscode && npm install --omit=dev --ignore-scripts --loglevel=warn &&"
-                "\ncd extensions && npm install --omit=dev --ignore-scripts --loglevel=warn &&"
+                f"mkdir -p {package} && cd {package} &&"
+                f"\nnpm pack --loglevel=warn code-server@{version} >/dev/null &&"
+                f"\ntar xzf code-server-{version}.tgz --strip-components=1 --no-same-owner &&"
+                f"\nrm code-server-{version}.tgz &&"
+                f"\n{{ {NPM_INSTALL} & a=$!;"
+                f"\n(cd lib/vscode && {NPM_INSTALL}) & b=$!;"
+                f"\n(cd lib/vscode/extensions && {NPM_INSTALL}) & c=$!;"
+                "\nwait $a && wait $b && wait $c; } &&"
                 f"\ncode-server-natives split {package} {NATIVES} {arch} &&"
                 "\nrm -rf /root/.npm /root/.cache /tmp/*",
             ),
@@ -68,30 +91,22 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
         Stage(
             name="code-server",
             parent="code-server-fetch",
-            copies=(Copy("code-server-natives", f"{NATIVES}/", f"{package}/"),),
-            run=(f"code-server-natives finish {package} {arch} &&"
-                 f"\nrm -rf {NATIVES} /root/.npm /root/.cache /tmp/*",),
+            mounts=(Copy("code-server-natives", NATIVES, NATIVES_MOUNT),),
+            run=(f"cp -a {NATIVES_MOUNT}/. {package}/ &&"
+                 f"\ncode-server-natives finish {package} {arch} &&"
+                 f"\nrm -rf {NATIVES} /root/.npm /root/.cache /tmp/* &&"
+                 f"\n{trim(platform)}",),
         ),
     )
 
 
-def slim_stage(platform: str) -> Stage:
-    """What code-server never uses here, removed (a stage of its own: editing the script
-    must not recompile code-server)."""
-    return Stage(
-        name="code-server-slim",
-        parent="code-server",
-        files=(File("trim-code-server.sh", "/usr/local/bin/trim-code-server", 0o755),),
-        run=(f"trim-code-server {PREFIX} {NODE_ARCH[platform]}",),
-    )
-
-
-def github_stage(url: str, sha256: Optional[str]) -> Stage:
-    """Download and unpack the release tarball, checked against GitHub's digest if known."""
+def github_stage(url: str, sha256: Optional[str], platform: str = "amd64") -> Stage:
+    """Download and unpack the release tarball, checked against GitHub's digest if known,
+    then trim it."""
     return Stage(
         name="code-server",
-        files=(File("fetch-release.sh", "/usr/local/bin/fetch-release", 0o755),),
-        run=(f"fetch-release {shlex.quote(url)} {sha256 or '-'} {PREFIX}",),
+        files=(File("fetch-release.sh", "/usr/local/bin/fetch-release", 0o755), TRIM),
+        run=(f"fetch-release {shlex.quote(url)} {sha256 or '-'} {PREFIX} &&\n{trim(platform)}",),
     )
 
 
@@ -104,7 +119,7 @@ def layer(version: str, source: str, url: str = "", sha256: Optional[str] = None
         files: tuple[File, ...] = (File("code-server.sh", "/usr/local/bin/code-server", 0o755),)
         run: tuple[str, ...] = ()
     elif source == "github":
-        stages = (github_stage(url, sha256),)
+        stages = (github_stage(url, sha256, platform),)
         files, run = (), (f"ln -sf {PREFIX}/bin/code-server /usr/local/bin/code-server",)
     else:
         raise UsageError(f"unknown code-server source {source!r}", "use auto, github or npm")
@@ -112,8 +127,8 @@ def layer(version: str, source: str, url: str = "", sha256: Optional[str] = None
         name="code-server",
         summary=f"code-server from {source}",
         version=version,
-        stages=(*stages, slim_stage(platform)),
-        copies=(Copy("code-server-slim", PREFIX, PREFIX),),
+        stages=stages,
+        copies=(Copy("code-server", PREFIX, PREFIX),),
         files=files,
         run=run,
         # The first run also prints where it wrote its config, so look for the line.

@@ -43,7 +43,9 @@ class Stage:
     """A builder stage: starts ``FROM`` the base stage (or another stage), runs steps.
 
     Steps run with the network settings and CA bundle of the build mounted as secrets,
-    never stored in a layer.
+    never stored in a layer. ``mounts`` are other stages' paths bind-mounted read-only into
+    the steps (``Copy.dest`` is where): what a step copies from them lands in the step's own
+    layer, with no merged snapshot for the engine to assemble first.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Stage:
     files: tuple[File, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     run: tuple[str, ...] = ()
+    mounts: tuple[Copy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,10 @@ class Layer:
 
     ``preflight`` checks run first in the base stage, before any package is installed, so
     an unsuitable base image is refused in seconds; ``apt`` packages go into the shared
-    base stage; ``stages`` make artifacts that ``copies`` bring into the final image;
-    ``files``, ``env`` and ``run`` apply in the final stage in layer order; ``verify``
-    commands run inside the built image.
+    base stage, and ``setup`` steps (local, needing only those packages) run there after
+    them, so they are cached with it and never rerun when a tool changes; ``stages`` make
+    artifacts that ``copies`` bring into the final image; ``files``, ``env`` and ``run``
+    apply in the final stage in layer order; ``verify`` commands run inside the built image.
     """
 
     name: str
@@ -71,6 +75,7 @@ class Layer:
     version: str = ""
     preflight: tuple[str, ...] = ()
     apt: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
     stages: tuple[Stage, ...] = ()
     copies: tuple[Copy, ...] = ()
     files: tuple[File, ...] = ()

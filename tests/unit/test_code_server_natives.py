@@ -167,6 +167,10 @@ def test_npm_stages_compile_apart_from_the_download() -> None:
     assert [c.stage for c in stages["code-server-natives"].copies] == ["code-server-fetch"]
     assert "--ignore-scripts" in stages["code-server-fetch"].run[0]
     assert "4.139.1" not in "".join(stages["code-server-natives"].run)
-    finish = stages["code-server"].run[0]
-    assert finish.startswith("code-server-natives finish ")
-    assert " arm64 " in finish
+    last = stages["code-server"]
+    # the compiled packages are mounted from their stage and copied in by the same step
+    assert [(m.stage, m.src) for m in last.mounts] == [("code-server-natives", code_server.NATIVES)]
+    steps = last.run[0].split(" &&\n")
+    assert steps[0] == f"cp -a {code_server.NATIVES_MOUNT}/. /opt/code-server/lib/node_modules/code-server/"
+    assert steps[1] == "code-server-natives finish /opt/code-server/lib/node_modules/code-server arm64"
+    assert steps[-1] == "trim-code-server /opt/code-server arm64"

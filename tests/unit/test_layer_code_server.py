@@ -88,9 +88,14 @@ def _download_step(config: BuildConfig, versions: dict[str, str], prefix: Path) 
     """The code-server stage's rendered download command, pointed at ``prefix``."""
     composed = layers.compose(dataclasses.replace(config, disabled=ONLY_CODE_SERVER), versions)
     layer = next(x for x in composed if x.name == "code-server")
-    command = layer.stages[0].run[0]
-    return command.replace("fetch-release", f"sh {script('fetch-release.sh')}", 1).replace(
-        code_server.PREFIX, str(prefix))
+    return _runnable(layer.stages[0].run[0]).replace(code_server.PREFIX, str(prefix))
+
+
+def _runnable(command: str) -> str:
+    """A stage's step with its helper scripts run from the source tree."""
+    for name in ("fetch-release", "trim-code-server"):
+        command = command.replace(name, f"sh {script(name + '.sh')}", 1)
+    return command
 
 
 @pytest.mark.parametrize("platform", ["amd64", "arm64"])
@@ -154,17 +159,20 @@ def test_github_download_step_without_digest_says_so(tmp_path: Path) -> None:
     (www / "cs.tgz").write_bytes(_tarball("amd64"))
     with serve(www) as base:
         stage = code_server.github_stage(f"{base}/cs.tgz", None)
-        command = stage.run[0].replace("fetch-release", f"sh {script('fetch-release.sh')}", 1)
-        result = run_sh(command.replace(code_server.PREFIX, str(tmp_path / "opt")))
+        result = run_sh(_runnable(stage.run[0]).replace(code_server.PREFIX, str(tmp_path / "opt")))
     assert result.returncode == 0
     assert "no digest" in result.stderr
 
 
-def test_code_server_slim_stage_trims_for_the_platform(config: BuildConfig) -> None:
-    """The image copies code-server from the trimmed stage, trimmed for the build's arch."""
+@pytest.mark.parametrize("source", ["npm", "github"])
+def test_code_server_stage_trims_for_the_platform(config: BuildConfig, source: str) -> None:
+    """Both sources trim in their last step, for the build's arch, and the image copies
+    code-server from that stage."""
     arm = dataclasses.replace(config, platform="arm64")
-    layer = next(x for x in layers.compose(arm, VERSIONS) if x.name == "code-server")
-    assert layer.stages[-1].name == "code-server-slim"
-    assert layer.stages[-1].parent == "code-server"
-    assert layer.stages[-1].run == ("trim-code-server /opt/code-server arm64",)
-    assert layer.copies[0].stage == "code-server-slim"
+    versions = {**VERSIONS, "code-server-source": source, "code-server-url": "https://example.invalid/cs.tgz"}
+    tools = "-tools" if source == "npm" else ""
+    layer = next(x for x in layers.compose(arm, versions) if x.name == "code-server")
+    assert layer.stages[-1].name == "code-server"
+    assert layer.stages[-1].run[-1].endswith("\ntrim-code-server /opt/code-server arm64")
+    assert code_server.TRIM in next(s for s in layer.stages if s.name == f"code-server{tools}").files
+    assert layer.copies == (code_server.Copy("code-server", "/opt/code-server", "/opt/code-server"),)

@@ -4,6 +4,7 @@ ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 RUN v=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); [ "$(printf '%s\n' 2.28 "$v" | sort -V | head -n1)" = 2.28 ] || { echo "error: the base image has glibc ${v:-unknown}; code-server needs glibc 2.28 or newer (use --base-image ubuntu:22.04 or newer)" >&2; exit 1; }
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh bash ca-certificates curl git less libgomp1 locales mandoc openssh-client procps python-is-python3 python3 python3-pip python3-venv tmux unzip vim zsh zstd
+RUN { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null; }
 
 FROM base AS node
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -16,12 +17,18 @@ ENV npm_config_nodedir="/opt/node"
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh g++ libkrb5-dev make pkg-config python3
 COPY --chmod=755 files/code-server-natives.py /usr/local/bin/code-server-natives
+COPY --chmod=755 files/trim-code-server.sh /usr/local/bin/trim-code-server
 
 FROM code-server-tools AS code-server-fetch
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && npm install -g --ignore-scripts --loglevel=warn --prefix /opt/code-server code-server@4.139.1 && \
-    cd /opt/code-server/lib/node_modules/code-server/lib/vscode && npm install --omit=dev --ignore-scripts --loglevel=warn && \
-    cd extensions && npm install --omit=dev --ignore-scripts --loglevel=warn && \
+    . /run/sagecode-build/netenv.sh && mkdir -p /opt/code-server/lib/node_modules/code-server && cd /opt/code-server/lib/node_modules/code-server && \
+    npm pack --loglevel=warn code-server@4.139.1 >/dev/null && \
+    tar xzf code-server-4.139.1.tgz --strip-components=1 --no-same-owner && \
+    rm code-server-4.139.1.tgz && \
+    { npm install --omit=dev --ignore-scripts --loglevel=warn & a=$!; \
+    (cd lib/vscode && npm install --omit=dev --ignore-scripts --loglevel=warn) & b=$!; \
+    (cd lib/vscode/extensions && npm install --omit=dev --ignore-scripts --loglevel=warn) & c=$!; \
+    wait $a && wait $b && wait $c; } && \
     code-server-natives split /opt/code-server/lib/node_modules/code-server /opt/code-server-natives x64 && \
     rm -rf /root/.npm /root/.cache /tmp/*
 
@@ -31,15 +38,11 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=ty
     . /run/sagecode-build/netenv.sh && code-server-natives build /opt/code-server-natives && rm -rf /root/.npm /root/.cache /tmp/*
 
 FROM code-server-fetch AS code-server
-COPY --link --from=code-server-natives /opt/code-server-natives/ /opt/code-server/lib/node_modules/code-server/
-RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && code-server-natives finish /opt/code-server/lib/node_modules/code-server x64 && \
-    rm -rf /opt/code-server-natives /root/.npm /root/.cache /tmp/*
-
-FROM code-server AS code-server-slim
-COPY --chmod=755 files/trim-code-server.sh /usr/local/bin/trim-code-server
-RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && trim-code-server /opt/code-server x64
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build --mount=type=bind,from=code-server-natives,source=/opt/code-server-natives,target=/run/sagecode-natives \
+    . /run/sagecode-build/netenv.sh && cp -a /run/sagecode-natives/. /opt/code-server/lib/node_modules/code-server/ && \
+    code-server-natives finish /opt/code-server/lib/node_modules/code-server x64 && \
+    rm -rf /opt/code-server-natives /root/.npm /root/.cache /tmp/* && \
+    trim-code-server /opt/code-server x64
 
 FROM base AS awscli
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
@@ -74,7 +77,7 @@ COPY --link --from=node /opt/node/bin /opt/node/bin
 COPY --link --from=node /opt/node/lib /opt/node/lib
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # layer code-server 4.139.1: code-server from npm
-COPY --link --from=code-server-slim /opt/code-server /opt/code-server
+COPY --link --from=code-server /opt/code-server /opt/code-server
 # layer awscli 1.46.3: AWS CLI from pypi
 COPY --link --from=awscli /opt/awscli /opt/awscli
 # layer mise 2026.9.15: mise from the npm registry (runtimes on demand, in HOME)
@@ -87,8 +90,7 @@ ENV DISABLE_AUTOUPDATER="1"
 ENV SHELL="/bin/zsh" SAGECODE_AWS_REGION="us-east-1" SAGECODE_BEDROCK_MODEL="us.anthropic.claude-opus-4-6-v1"
 # every layer's files, laid out in the context as in the image
 COPY --link rootfs/ /
-RUN { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null; } && \
-    { printf '\n# sagecode: site-wide additions\nfor f in %s/*.zsh(N); do source "$f"; done\n' /etc/zsh/zshrc.d >> /etc/zsh/zshrc; } && \
+RUN { printf '\n# sagecode: site-wide additions\nfor f in %s/*.zsh(N); do source "$f"; done\n' /etc/zsh/zshrc.d >> /etc/zsh/zshrc; } && \
     { ln -sf /opt/awscli/bin/aws /opt/awscli/bin/aws_completer /usr/local/bin/; } && \
     { ln -sf /opt/agents/bin/claude /usr/local/bin/claude && ln -sf /opt/agents/bin/cline /usr/local/bin/cline; }
 ENTRYPOINT ["/usr/local/bin/sagecode-entrypoint"]
