@@ -109,20 +109,32 @@ def _fake_code_server(root: Path) -> None:
                 "node-pty/prebuilds/win32-x64/conpty.node", "rg/bin/linux-x64/rg", "rg/bin/linux-arm64/rg",
                 "sdk/bin/x64/lxc-exec", "sdk/bin/arm64/lxc-exec", "sdk/bin/x64/helper.exe",
                 "sqlite/build/Release/sqlite.node", "sqlite/build/Release/obj.target/sqlite.node",
-                "sqlite/build/Release/sqlite.a", "sqlite/build/Makefile"):
+                "sqlite/build/Release/sqlite.a", "sqlite/build/Makefile",
+                "pkg/index.js.map", "pkg/index.d.ts", "pkg/types.d.cts", "pkg/README.md", "pkg/LICENSE.md",
+                "pkg/docs/guide.md", "typescript/lib/lib.dom.d.ts", "typescript/lib/tsserver.js"):
         (modules / rel).parent.mkdir(parents=True, exist_ok=True)
         (modules / rel).write_text("x")
+    vscode = root / "lib/node_modules/code-server/lib/vscode"
+    for rel in ("out/main.js", "out/main.js.map", "src/vscode-dts/vscode.d.ts", "extensions/git/README.md"):
+        (vscode / rel).parent.mkdir(parents=True, exist_ok=True)
+        (vscode / rel).write_text("x")
 
 
 def test_trim_keeps_what_this_platform_runs(tmp_path: Path) -> None:
-    """Build leftovers and other platforms' binaries go; this platform's modules stay."""
+    """Build leftovers, other platforms' binaries and files nothing reads go; this
+    platform's modules, licences, TypeScript's lib, VS Code's own files and the
+    extensions' READMEs stay."""
     _fake_code_server(tmp_path)
     result = run_sh(f"sh {script('trim-code-server.sh')} {tmp_path} x64")
     assert result.returncode == 0, result.stderr
-    left = sorted(str(p.relative_to(tmp_path / "lib/node_modules/code-server/lib/vscode/node_modules"))
+    left = sorted(str(p.relative_to(tmp_path / "lib/node_modules/code-server/lib/vscode"))
                   for p in tmp_path.rglob("*") if p.is_file())
-    assert left == ["node-pty/prebuilds/linux-x64/pty.node", "rg/bin/linux-x64/rg",
-                    "sdk/bin/x64/lxc-exec", "sqlite/build/Release/sqlite.node"]
+    assert left == ["extensions/git/README.md",
+                    "node_modules/node-pty/prebuilds/linux-x64/pty.node", "node_modules/pkg/LICENSE.md",
+                    "node_modules/rg/bin/linux-x64/rg", "node_modules/sdk/bin/x64/lxc-exec",
+                    "node_modules/sqlite/build/Release/sqlite.node",
+                    "node_modules/typescript/lib/lib.dom.d.ts", "node_modules/typescript/lib/tsserver.js",
+                    "out/main.js", "src/vscode-dts/vscode.d.ts"]
 
 
 def test_mise_defaults_are_the_predecessors_runtimes() -> None:

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builder stage only: removes from an npm-built code-server what it never uses at run
-# time on this platform: node-gyp's intermediate objects (the .node modules stay) and the
-# binaries other operating systems and architectures would need. About a quarter of it.
+# time on this platform: node-gyp's intermediate objects (the .node modules stay), the
+# binaries other operating systems and architectures would need, and files nothing loads
+# (source maps, packages' type declarations and markdown). About a quarter of it, and
+# thousands of files every restart would otherwise write.
 # usage: trim-code-server.sh PREFIX [ARCH]   (ARCH as node names it: x64, arm64)
 set -eu
 
@@ -10,6 +12,7 @@ main() {
   before=$(du -sk "$prefix" | cut -f1)
   build_leftovers "$prefix"
   foreign_binaries "$prefix" "$arch"
+  unread_files "$prefix"
   after=$(du -sk "$prefix" | cut -f1)
   echo "trimmed code-server from $((before / 1024)) MiB to $((after / 1024)) MiB"
 }
@@ -29,6 +32,19 @@ foreign_binaries() {
        -o -regex '.*/bin/\(x64\|arm64\|ia32\)' \) \
     ! -name "linux-$2" ! -name "linux-$2-gnu" ! -name "$2" -exec rm -rf {} +
   find "$1" -type f \( -name '*.exe' -o -name '*.dll' \) -path '*/node_modules/*' -exec rm -f {} +
+}
+
+# Source maps (a browser fetches one only with its developer tools open) anywhere; in the
+# npm packages only (not VS Code's own files, nor an extension's README, which the
+# Extensions view shows): type declarations, except TypeScript's own lib, which its
+# language service reads, and markdown other than licences and notices.
+unread_files() {
+  root="$1"
+  [ -d "$1/lib/node_modules/code-server" ] && root="$1/lib/node_modules/code-server"
+  find "$root" -type f -name '*.map' -exec rm -f {} +
+  find "$root" -type f -path "$root/*node_modules/*" \
+    \( \( \( -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' \) ! -path '*/node_modules/typescript/lib/*' \) \
+       -o \( -iname '*.md' ! -iname 'licen[cs]e*' ! -iname 'notice*' \) \) -exec rm -f {} +
 }
 
 main "$@"
