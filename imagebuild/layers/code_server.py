@@ -61,7 +61,8 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
             # node-gyp builds the native modules against the headers of the image's own Node.
             env=(("npm_config_nodedir", "/opt/node"),),
             # Both helpers come in here, cached with the tools: a COPY in a later stage, on
-            # top of the downloaded tree, delayed the step after it by 3 to 6 s.
+            # top of the downloaded tree, delayed the step after it by 3 to 6 s. Editing
+            # either one reruns the natives' compile once (this stage is its parent).
             files=(File("code-server-natives.py", "/usr/local/bin/code-server-natives", 0o755), TRIM),
         ),
         Stage(
