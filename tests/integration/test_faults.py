@@ -22,12 +22,11 @@ import pytest
 from imagebuild.manifest import Manifest
 from imagebuild.store import PARTIAL, ImageStore
 from tests.integration.conftest import (
-    BASE_IMAGE,
-    ENGINE_SCRIPT,
     IN_CI,
     ROOT,
     SMALL,
     build_args,
+    engine_script,
     engine_up,
     imagebuild,
     need,
@@ -216,8 +215,7 @@ def _restart_engine() -> None:
     deadline = time.monotonic() + 60
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    subprocess.run(["bash", str(ENGINE_SCRIPT), "--base-image", BASE_IMAGE],
-                   check=True, capture_output=True, timeout=900)
+    engine_script()
 
 
 @pytest.mark.wipe

@@ -14,7 +14,7 @@ import pytest
 
 from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
-from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, IN_CI, SMALL, build_args, imagebuild, need
+from tests.integration.conftest import IN_CI, SMALL, build_args, engine_script, imagebuild, need
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("cache_export")]
 
@@ -33,14 +33,7 @@ def simulate_restart() -> None:
     """Delete all engine state as a notebook restart does, then re-make the base image."""
     need(IN_CI or os.environ.get("SAGECODE_TEST_WIPE") == "1",
          "wiping the shared engine needs SAGECODE_TEST_WIPE=1 outside CI")
-    # The script sometimes comes up without buildx or the containerd store on the first
-    # try (a known flake of this machine's engine, not of the product): once more.
-    for _attempt in (1, 2):
-        done = subprocess.run(["bash", str(ENGINE_SCRIPT), "--wipe", "--base-image", BASE_IMAGE],
-                              check=False, capture_output=True, text=True, timeout=900)
-        if done.returncode == 0:
-            return
-    pytest.fail(f"docker-engine.sh --wipe failed twice: {done.stderr.strip()[-500:]}")
+    engine_script("--wipe")
 
 
 @pytest.fixture(scope="module")
