@@ -110,9 +110,7 @@ def _base_stage(layers: Sequence[Layer], base_image: str) -> str:
     lines += [f"RUN {check}" for layer in layers for check in layer.preflight]
     if packages:
         lines.append(_run(f"sh {BUILD_MOUNT}/apt-install.sh {' '.join(packages)}"))
-    steps = [step for layer in layers for step in layer.setup]
-    if steps:
-        lines.append("RUN " + " && \\\n    ".join(_group(step) for step in steps))
+    lines += _local_run(step for layer in layers for step in layer.setup)
     return "\n".join(lines) + "\n"
 
 
@@ -137,15 +135,19 @@ def _final_stage(layers: Sequence[Layer]) -> str:
     if any(layer.files for layer in layers):
         lines.append("# every layer's files, laid out in the context as in the image")
         lines.append(f"COPY --link {ROOTFS}/ /")
-    steps = [step for layer in layers for step in layer.run]
-    if steps:
-        # Local steps only (links, config), in layer order; downloads belong in a stage.
-        lines.append("RUN " + " && \\\n    ".join(_group(step) for step in steps))
+    # Local steps only (links, config), in layer order; downloads belong in a stage.
+    lines += _local_run(step for layer in layers for step in layer.run)
     entry = [layer.entrypoint for layer in layers if layer.entrypoint]
     if entry:
         lines.append(f"ENTRYPOINT {json.dumps(list(entry[-1]))}")
         lines.append("CMD []")
     return "\n".join(lines) + "\n"
+
+
+def _local_run(steps: Iterable[str]) -> list[str]:
+    """One RUN for all of ``steps`` (no network settings: they download nothing), or none."""
+    groups = [_group(step) for step in steps]
+    return ["RUN " + " && \\\n    ".join(groups)] if groups else []
 
 
 def _group(step: str) -> str:

@@ -18,7 +18,7 @@ from imagebuild.versions import NpmClient
 def _fake_npm(tmp_path: Path, body: str) -> NpmClient:
     """An npm client whose `npm view PKG@SPEC version --json` runs ``body`` (PKG in $2)."""
     fake = tmp_path / "npm"
-    fake.write_text(f"#!/bin/sh\nset -- \"$@\"\npkg=${{2%@*}}\n{body}\n")
+    fake.write_text(f"#!/bin/sh\npkg=${{2%@*}}\n{body}\n")
     fake.chmod(0o755)
     return NpmClient(command=(str(fake),))
 
