@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -90,11 +91,14 @@ def build_args() -> list[str]:
 
 
 def imagebuild(
-    state: Path, *args: str, check: bool = True, timeout: float = 3600
+    state: Path, *args: str, check: bool = True, timeout: float = 3600,
+    env: Optional[Mapping[str, str]] = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m imagebuild`` as a user would, with ``state`` as the state dir."""
+    """Run ``python -m imagebuild`` as a user would, with ``state`` as the state dir (and
+    ``env`` added to the environment)."""
     cmd = [sys.executable, "-m", "imagebuild", "--state-dir", str(state), *args]
-    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                            env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result
