@@ -1,4 +1,4 @@
-"""``python -m bench [image|restart|build|registry|memory|all]``: run benchmarks, print a Markdown report.
+"""``python -m bench [image|restart|build|release|registry|memory|all]``: benchmarks, a Markdown report.
 
 Needs root and ``docker-engine.sh`` (it wipes the engine between runs, as an instance
 restart does): run it on a machine where nothing else uses the engine.
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import build, image, memory, restart
+from bench import build, image, memory, release, restart
 from bench.common import ROOT, BenchError, Row, machine, say, table
 
 DEFAULT_STATE = Path("/var/tmp/sagecode-bench/full")  # noqa: S108 (root-only bench machine)
@@ -20,7 +20,7 @@ DEFAULT_STATE = Path("/var/tmp/sagecode-bench/full")  # noqa: S108 (root-only be
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="*", default=["all"],
-                        choices=["image", "restart", "build", "registry", "memory", "all"])
+                        choices=["image", "restart", "build", "release", "registry", "memory", "all"])
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
                         help=f"state folder holding the saved image to restore (default {DEFAULT_STATE})")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each measure (default 3)")
@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts",
                         help="folder for the report (default artifacts/)")
     args = parser.parse_args()
-    what = {"image", "restart", "build", "registry"} if "all" in args.what else set(args.what)
+    what = {"image", "restart", "build", "release", "registry"} if "all" in args.what else set(args.what)
     if args.rounds < 3:
         parser.error("--rounds must be at least 3 (medians of fewer runs mean little)")
     rows: list[Row] = []
@@ -52,6 +52,8 @@ def main() -> int:
         bump = build.CODE_SERVER_ALL if args.layers == "all" else build.CODE_SERVER
         if "build" in what:
             rows += build.bench(args.rounds, args.bumps, bump)
+        if "release" in what:
+            rows += release.bench(args.state, args.rounds, args.bumps)
         if "memory" in what:
             rows += memory.bench(args.rounds, args.limit_gb)
         if "registry" in what:

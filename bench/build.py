@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from bench.common import (
     BASE_IMAGE,
@@ -61,11 +62,14 @@ class Bump:
     flag: str
     package: str
     layers: tuple[str, ...]
+    source: str = "npm"
 
 
 # code-server with only what it needs (node), or every layer.
 CODE_SERVER = Bump("--code-server", "code-server", ("--without", "shell,awscli,mise,agents,editor"))
 CODE_SERVER_ALL = Bump("--code-server", "code-server", ())
+# code-server from its GitHub release tarball (a fake GitHub here: bench/fakegithub.py).
+CODE_SERVER_GITHUB = Bump("--code-server", "code-server", CODE_SERVER.layers, "github")
 
 
 def versions(package: str, count: int) -> list[str]:
@@ -81,16 +85,16 @@ def versions(package: str, count: int) -> list[str]:
 
 
 def build(state: Path, bump: Bump, version: str, cache_ref: str = "", *, cold: bool = False,
-          cache_mode: str = "max") -> float:
+          cache_mode: str = "max", extra_env: Optional[dict[str, str]] = None) -> float:
     """``python -m imagebuild`` with ``version`` of ``bump``: seconds (cold: no cache used or exported)."""
     argv = [sys.executable, "-m", "imagebuild", "--state-dir", str(state), "--base-image", BASE_IMAGE,
-            "--code-server-source", "npm", bump.flag, version, *bump.layers, "-q"]  # fmt: skip
+            "--code-server-source", bump.source, bump.flag, version, *bump.layers, "-q"]  # fmt: skip
     if Path(CA_BUNDLE).is_file():
         argv += ["--ca-bundle", CA_BUNDLE]
     if cache_ref and not cold:
         argv += ["--cache-ref", cache_ref]
     # max: the builder stages' steps are cached too (min keeps only the final image's layers)
-    env = dict(os.environ, SAGECODE_CACHE_MODE="off" if cold else cache_mode)
+    env = dict(os.environ, **(extra_env or {}), SAGECODE_CACHE_MODE="off" if cold else cache_mode)
     if cold:
         argv.append("--no-cache")
     start = time.monotonic()
@@ -113,14 +117,14 @@ def kept_bumps(state: Path, bump: Bump, last: str, chain: list[str]) -> tuple[li
     return kept, held
 
 
-def cold_builds(bump: Bump, chain: list[str]) -> list[float]:
+def cold_builds(bump: Bump, chain: list[str], extra_env: Optional[dict[str, str]] = None) -> list[float]:
     """The predecessor's rebuild after a restart: each of ``chain`` on a wiped engine, no cache."""
     cold = []
     for version in chain:
         wipe_engine()
         scratch = Path(tempfile.mkdtemp(prefix="sagecode-bench-cold-", dir="/var/tmp"))
         try:
-            cold.append(build(scratch, bump, version, cold=True))
+            cold.append(build(scratch, bump, version, cold=True, extra_env=extra_env))
             say(f"cold (--no-cache) {version}: {cold[-1]:.0f} s")
         finally:
             clean(scratch)
