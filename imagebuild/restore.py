@@ -22,6 +22,7 @@ from imagebuild.layers import ORDER
 from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
 from imagebuild.store import CURRENT, ImageStore
+from imagebuild.writeback import written_back
 
 # Makes the image some other way (a rebuild, or a pull); gets the unusable manifest if any.
 Rebuild = Callable[[BuildConfig, Optional[Manifest]], Manifest]
@@ -86,7 +87,8 @@ def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
     console.step(f"loading {m.tar}")
     meter = console.progress("docker load", m.tar_bytes)
     try:
-        engine.load(store.read_chunks(m, meter))
+        with written_back():  # the first container then need not wait for the disk
+            engine.load(store.read_chunks(m, meter))
     except EngineError as exc:
         return f"docker load failed: {exc.what}"
     meter.finish()
