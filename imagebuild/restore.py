@@ -1,7 +1,8 @@
 """Bring the saved image back after a restart, doing the fastest correct thing.
 
 1. the engine already has the current image: nothing to do;
-2. the saved tar matches its checksum: load it;
+2. the saved tar has its recorded size: load it, checking its checksum on the way (a tar
+   that does not match is reported as such, and its image removed from the engine);
 3. otherwise (missing, truncated, corrupt, unloadable): rebuild the same versions from
    the persisted build cache, unless asked not to build;
 4. a ``current.json`` that does not read (damaged, or written by an older format): build
@@ -10,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -50,7 +53,7 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
             _tag_latest(engine, config, current)
             console.step(f"{current.image} is already in the engine")
             return Restored("present", current)
-        problem = store.verify(current) or _load(store, engine, current, console)
+        problem = _load(store, engine, current, console)
     if problem is None:
         _tag_latest(engine, config, current)
         return Restored("loaded", current)
@@ -84,14 +87,26 @@ def _without_manifest(config: BuildConfig, store: ImageStore, console: Console,
 
 
 def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
+    """Load the saved tar, checking its checksum on the way: the disk is read once, while the
+    engine unpacks, not once before. A tar that does not match its checksum is reported as
+    such, and its image does not stay in the engine."""
+    problem = store.check_size(m)
+    if problem:
+        return problem
     console.step(f"loading {m.tar}")
     meter = console.progress("docker load", m.tar_bytes)
+    digest = hashlib.sha256()
     try:
         with written_back():  # the first container then need not wait for the disk
-            engine.load(store.read_chunks(m, meter))
+            engine.load(store.read_chunks(m, meter, digest))
     except EngineError as exc:
-        return f"docker load failed: {exc.what}"
+        return store.verify(m) or f"docker load failed: {exc.what}"
     meter.finish()
+    # A mismatch may only mean the engine stopped reading early: read the whole file then.
+    if digest.hexdigest() != m.tar_sha256 and store.verify(m):
+        with contextlib.suppress(EngineError):
+            engine.remove(m.image)
+        return store.mismatch(m)
     if not engine.image_id(m.image):
         return f"{m.tar} loaded, but it does not hold {m.image}"
     return None

@@ -145,21 +145,33 @@ class ImageStore:
 
     def verify(self, manifest: Manifest) -> Optional[str]:
         """None when the tar matches its manifest, else what is wrong with it."""
+        problem = self.check_size(manifest)
+        if problem is None and file_sha256(self.tar_path(manifest)) != manifest.tar_sha256:
+            problem = self.mismatch(manifest)
+        return problem
+
+    def check_size(self, manifest: Manifest) -> Optional[str]:
+        """None when the tar is there with the manifest's size (its checksum is not read)."""
         tar = self.tar_path(manifest)
         if not manifest.tar or not tar.is_file():
             return f"{tar.name or 'the tar'} is missing"
         if tar.stat().st_size != manifest.tar_bytes:
             return f"{tar.name} has {tar.stat().st_size} bytes, the manifest says {manifest.tar_bytes}"
-        if file_sha256(tar) != manifest.tar_sha256:
-            return f"{tar.name} does not match its checksum"
         return None
 
-    def read_chunks(self, manifest: Manifest, progress: Optional[Progress] = None) -> Iterator[bytes]:
-        """Stream the saved tar."""
+    def mismatch(self, manifest: Manifest) -> str:
+        """What a tar whose bytes differ from its checksum is."""
+        return f"{self.tar_path(manifest).name} does not match its checksum"
+
+    def read_chunks(self, manifest: Manifest, progress: Optional[Progress] = None,
+                    digest: Optional[hashlib._Hash] = None) -> Iterator[bytes]:
+        """Stream the saved tar (through ``digest`` too, when given)."""
         with self.tar_path(manifest).open("rb") as f:
             while chunk := f.read(CHUNK):
                 if progress:
                     progress(len(chunk))
+                if digest is not None:
+                    digest.update(chunk)
                 yield chunk
 
     def prune(self, keep: int) -> list[Path]:

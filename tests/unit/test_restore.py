@@ -10,6 +10,7 @@ from typing import Optional
 
 import pytest
 
+from imagebuild import store as store_module
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.errors import StoreError
@@ -38,6 +39,9 @@ class FakeEngine:
 
     def tag(self, ref: str, new: str) -> None:
         self.images.add(new)
+
+    def remove(self, ref: str) -> None:
+        self.images.discard(ref)
 
 
 class Rebuilds:
@@ -83,6 +87,40 @@ def test_restore_loads_an_intact_tar(saved: BuildConfig) -> None:
     assert _restore(saved, engine, rebuild).action == "loaded"
     assert engine.loaded == TAR
     assert rebuild.calls == []
+
+
+def test_restore_reads_the_tar_once(saved: BuildConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checksum is taken from the stream the engine loads: no second read of the file."""
+
+    def no_second_read(path: Path) -> str:
+        raise AssertionError(f"{path} was read again for its checksum")
+
+    monkeypatch.setattr(store_module, "file_sha256", no_second_read)
+    assert _restore(saved, FakeEngine(), Rebuilds()).action == "loaded"
+
+
+def test_restore_loadable_tar_with_wrong_bytes_is_not_kept(saved: BuildConfig) -> None:
+    """Same size, other bytes, and an engine that loads them anyway: the checksum says so,
+    the image leaves the engine, and the same versions are rebuilt."""
+    store = ImageStore(saved.state.images)
+    current = store.current()
+    assert current is not None
+    store.tar_path(current).write_bytes(TAR.upper())
+    engine, rebuild = FakeEngine(), Rebuilds()
+    assert _restore(saved, engine, rebuild).action == "built"
+    assert engine.loaded == TAR.upper()
+    assert "sagecode:aaaa" not in engine.images
+    assert len(rebuild.calls) == 1
+
+
+def test_restore_wrong_bytes_without_build_names_the_checksum(saved: BuildConfig) -> None:
+    """--no-build: the one-line error says the tar does not match its checksum."""
+    store = ImageStore(saved.state.images)
+    current = store.current()
+    assert current is not None
+    store.tar_path(current).write_bytes(TAR.upper())
+    with pytest.raises(StoreError, match="does not match its checksum"):
+        _restore(saved, FakeEngine(), None)
 
 
 def test_restore_truncated_tar_rebuilds_the_same_versions(saved: BuildConfig) -> None:
