@@ -178,7 +178,7 @@ def bench(state: Path, rounds: int) -> list[Row]:
         Row("restart-to-ready: wrapper after an engine wipe (loads the tar)", wrapped, baseline=base_ready,
             target=f"<= 0.5x ({half:.1f} s); stretch <= 5 s", met=statistics.median(wrapped) <= half),
         Row("  predecessor: docker load (plain tar) + docker run to /healthz", base_ready),
-        Row("  part: imagebuild restore (verify + load the zstd tar)", load, baseline=base_load),
+        Row("  part: imagebuild restore (load the zstd tar, checksum on the way)", load, baseline=base_load),
         Row("  predecessor part: docker load of the plain tar", base_load),
         *breakdown,
         Row("  part: wrapper start to /healthz, image just loaded", present),
