@@ -21,7 +21,7 @@ from bench.fakegithub import FakeGitHub
 from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
 from tests.integration.conftest import BASE_IMAGE, CA_BUNDLE, imagebuild
-from tests.integration.test_image import _free_port, _healthz, docker, name
+from tests.integration.test_image import _healthz, code_server, docker
 
 pytestmark = [pytest.mark.image, pytest.mark.engine]
 ONLY_CODE_SERVER = ("--without", "shell,awscli,mise,agents,editor")
@@ -50,18 +50,6 @@ def build(
     return imagebuild(state, *args, check=check, env=fake.env)
 
 
-def serves_healthz(image: str) -> int:
-    """``image``'s code-server started as the wrapper starts it: the status of /healthz."""
-    port, container = _free_port(), name("github-code-server")
-    docker("run", "-d", "--init", "--name", container, "-p", f"127.0.0.1:{port}:8080",
-           "--tmpfs", "/home/u:rw,mode=1777", "-e", "HOME=/home/u", image,
-           "--bind-addr", "0.0.0.0:8080", "--auth", "none")  # fmt: skip
-    try:
-        return _healthz(port, 90)
-    finally:
-        docker("rm", "-f", container, check=False)
-
-
 def test_release_tarball_builds_an_image_that_serves(
     github: tuple[FakeGitHub, Path], dev_image: Manifest, tmp_path: Path
 ) -> None:
@@ -81,7 +69,8 @@ def test_release_tarball_builds_an_image_that_serves(
     found = docker("run", "--rm", "--entrypoint", "sh", built.image, "-c",
                    "readlink -f /usr/local/bin/code-server; test -x /opt/code-server/lib/node && echo node")
     assert found.stdout.split() == ["/opt/code-server/bin/code-server", "node"]
-    assert serves_healthz(built.image) == 200
+    with code_server(built.image) as (port, _container):
+        assert _healthz(port, 90) == 200
 
     fake.publish(version, tarball, digest="0" * 64)  # the digest is part of the image's content hash
     failed = build(state, fake, version, check=False)

@@ -13,6 +13,8 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,33 +168,26 @@ def _healthz(port: int, deadline_s: float) -> int:
             time.sleep(1)
 
 
+@contextmanager
+def code_server(image: str) -> Iterator[tuple[int, str]]:
+    """``image``'s code-server on a free 127.0.0.1 port, a tmpfs home: port and container,
+    removed after the block."""
+    port, container = _free_port(), name("code-server")
+    docker("run", "-d", "--init", "--name", container, "-p", f"127.0.0.1:{port}:8080",
+           "--tmpfs", "/home/u:rw,mode=1777", "-e", "HOME=/home/u", image,
+           "--bind-addr", "0.0.0.0:8080", "--auth", "none")  # fmt: skip
+    try:
+        yield port, container
+    finally:
+        docker("rm", "-f", container, check=False)
+
+
 def test_code_server_serves_healthz(dev_image: Manifest) -> None:
     """code-server in the image answers /healthz; extension installs run in the background."""
-    port, container = _free_port(), name("code-server")
-    docker(
-        "run",
-        "-d",
-        "--init",
-        "--name",
-        container,
-        "-p",
-        f"127.0.0.1:{port}:8080",
-        "--tmpfs",
-        "/home/u:rw,mode=1777",
-        "-e",
-        "HOME=/home/u",
-        dev_image.image,
-        "--bind-addr",
-        "0.0.0.0:8080",
-        "--auth",
-        "none",
-    )
-    try:
+    with code_server(dev_image.image) as (port, container):
         assert _healthz(port, 90) == 200
         log = docker("exec", container, "cat", "/home/u/.local/state/sagecode/extensions.log", check=False)
         assert "extension(s) from the gallery" in log.stdout
-    finally:
-        docker("rm", "-f", container, check=False)
 
 
 def proxy_ca_lines() -> list[bytes]:
