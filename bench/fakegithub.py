@@ -5,13 +5,12 @@ compiled for this platform), its Node as ``lib/node`` and a ``bin/code-server`` 
 that runs one with the other. That is the layout of the published ``linux-amd64``
 tarballs. The server listens on the engine's bridge gateway, which both the resolver on
 the host and the build's own steps can reach (a build step's 127.0.0.1 is its own).
-Shared by the release-path integration test and ``python -m bench github``.
+Shared by the release-path integration test and ``python -m bench release``.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import shutil
@@ -26,7 +25,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
+from bench.common import BenchError, run
 from imagebuild.layers import code_server
+from imagebuild.store import file_sha256
 
 PACKAGE = "/opt/code-server/lib/node_modules/code-server"
 # The launcher a release carries, in our words: the bundled Node runs the package.
@@ -44,10 +45,7 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 def _docker(*args: str) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=600, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
+    return run(["docker", *args], timeout=600).stdout
 
 
 def bridge_gateway() -> str:
@@ -55,7 +53,7 @@ def bridge_gateway() -> str:
     gateway = _docker("network", "inspect", "bridge", "--format",
                       "{{range .IPAM.Config}}{{.Gateway}}{{end}}").strip()  # fmt: skip
     if not gateway:
-        raise RuntimeError("the engine's bridge network has no gateway address")
+        raise BenchError("the engine's bridge network has no gateway address")
     return gateway
 
 
@@ -110,8 +108,11 @@ class FakeGitHub:
         (self.www / "dl").mkdir(parents=True, exist_ok=True)
         served = self.www / "dl" / tarball.name
         if not served.exists():
-            shutil.copyfile(tarball, served)
-        digest = digest or hashlib.sha256(served.read_bytes()).hexdigest()
+            try:  # the same file, not a second copy of a few hundred MB
+                served.hardlink_to(tarball)
+            except OSError:
+                shutil.copyfile(tarball, served)
+        digest = digest or file_sha256(served)
         release = self.www / "repos/coder/code-server/releases/tags" / f"v{version}"
         release.parent.mkdir(parents=True, exist_ok=True)
         asset = {"name": tarball.name, "browser_download_url": f"{self.base}/dl/{tarball.name}",
