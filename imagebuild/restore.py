@@ -103,10 +103,11 @@ def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
         return store.verify(m) or f"docker load failed: {exc.what}"
     meter.finish()
     # A mismatch may only mean the engine stopped reading early: read the whole file then.
-    if digest.hexdigest() != m.tar_sha256 and store.verify(m):
+    problem = store.verify(m) if digest.hexdigest() != m.tar_sha256 else None
+    if problem:
         with contextlib.suppress(EngineError):
             engine.remove(m.image)
-        return store.mismatch(m)
+        return problem
     if not engine.image_id(m.image):
         return f"{m.tar} loaded, but it does not hold {m.image}"
     return None

@@ -147,7 +147,7 @@ class ImageStore:
         """None when the tar matches its manifest, else what is wrong with it."""
         problem = self.check_size(manifest)
         if problem is None and file_sha256(self.tar_path(manifest)) != manifest.tar_sha256:
-            problem = self.mismatch(manifest)
+            problem = f"{manifest.tar} does not match its checksum"
         return problem
 
     def check_size(self, manifest: Manifest) -> Optional[str]:
@@ -158,10 +158,6 @@ class ImageStore:
         if tar.stat().st_size != manifest.tar_bytes:
             return f"{tar.name} has {tar.stat().st_size} bytes, the manifest says {manifest.tar_bytes}"
         return None
-
-    def mismatch(self, manifest: Manifest) -> str:
-        """What a tar whose bytes differ from its checksum is."""
-        return f"{self.tar_path(manifest).name} does not match its checksum"
 
     def read_chunks(self, manifest: Manifest, progress: Optional[Progress] = None,
                     digest: Optional[hashlib._Hash] = None) -> Iterator[bytes]:
