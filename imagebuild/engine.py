@@ -191,6 +191,10 @@ class Engine:
         """Remove an image tag if present."""
         self._call("docker rmi", lambda: self.docker.image.remove(ref, force=True, prune=False))
 
+    def untag(self, ref: str) -> None:
+        """Remove the name ``ref`` only (the image stays while another name has it)."""
+        self._call("docker rmi", lambda: self.docker.image.remove(ref, force=False, prune=False))
+
     def tags(self, repo: str) -> list[str]:
         """Every ``repo:tag`` the engine holds."""
         images = self._call("docker image ls", lambda: self.docker.image.list(repo))

@@ -1,8 +1,10 @@
 """Bring the saved image back after a restart, doing the fastest correct thing.
 
 1. the engine already has the current image: nothing to do;
-2. the saved tar has its recorded size: load it, checking its checksum on the way (a tar
-   that does not match is reported as such, and its image removed from the engine);
+2. the saved tar has its recorded size: the engine pulls the image from it, served on
+   127.0.0.1 (every blob checked against its digest), or, where it cannot reach that
+   address, loads it, checking the tar's checksum on the way; a tar that does not match is
+   reported as such, and its image does not stay in the engine;
 3. otherwise (missing, truncated, corrupt, unloadable): rebuild the same versions from
    the persisted build cache, unless asked not to build;
 4. a ``current.json`` that does not read (damaged, or written by an older format): build
@@ -17,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from imagebuild import tarserve
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.engine import Engine
@@ -87,18 +90,64 @@ def _without_manifest(config: BuildConfig, store: ImageStore, console: Console,
 
 
 def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
-    """Load the saved tar, checking its checksum on the way: the disk is read once, while the
-    engine unpacks, not once before. A tar that does not match its checksum is reported as
-    such, and its image does not stay in the engine."""
+    """Bring the saved tar's image into the engine: pulled from the tar over 127.0.0.1 where
+    the engine can reach it (:mod:`imagebuild.tarserve`), loaded otherwise. A tar that does
+    not match is reported as such, and its image does not stay in the engine."""
     problem = store.check_size(m)
     if problem:
         return problem
     console.step(f"loading {m.tar}")
+    with written_back():  # the first container then need not wait for the disk
+        refused = _pull(store, engine, m, console)
+        if refused is None:
+            return None
+        if refused:
+            problem = store.verify(m)  # a damaged blob fails the pull: say so, load nothing
+            if problem:
+                return problem
+            console.note(f"the engine could not pull from the saved tar ({refused}): loading it instead")
+        return _load_tar(store, engine, m, console)
+
+
+def _pull(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
+    """None once the engine has the image; "" when it never asked (rootless engines have
+    their own 127.0.0.1) or the tar is no OCI layout; else why the pull failed."""
+    try:
+        image = tarserve.index(store.tar_path(m), m.image)
+    except tarserve.NotServableError:
+        return ""
+    meter = console.progress("docker pull (from the tar, over 127.0.0.1)", image.layer_bytes)
+    ref = ""
+    try:
+        with tarserve.serving(image, meter) as server:
+            ref = server.reference(image)
+            try:
+                engine.pull(ref)
+            except EngineError as exc:
+                return exc.what if server.asked - {"/v2/", "/v2"} else ""
+        engine.tag(ref, m.image)
+        missing = tarserve.skipped(image, server.fetched)
+        if missing:  # the engine had those layers unpacked already (moby/moby#49784)
+            engine.load(tarserve.completion(image, missing))
+    except (EngineError, OSError) as exc:
+        return str(exc)
+    finally:
+        if ref:
+            with contextlib.suppress(EngineError):
+                engine.untag(ref)
+    meter.finish()
+    if not engine.image_id(m.image):
+        return f"the pull did not give {m.image}"
+    return None
+
+
+def _load_tar(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
+    """``docker load`` of the saved tar, checking its checksum on the way: the disk is read
+    once, while the engine unpacks, not once before."""
     meter = console.progress("docker load", m.tar_bytes)
     digest = hashlib.sha256()
     try:
-        with written_back():  # the first container then need not wait for the disk
-            engine.load(store.read_chunks(m, meter, digest))
+        engine.load(store.read_chunks(m, meter, digest))
     except EngineError as exc:
         return store.verify(m) or f"docker load failed: {exc.what}"
     meter.finish()

@@ -3,6 +3,7 @@ intact, truncated, or whose manifest is from an older format."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Optional
 import pytest
 
 from imagebuild import store as store_module
+from imagebuild import tarserve
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.errors import StoreError
@@ -18,6 +20,7 @@ from imagebuild.manifest import Manifest
 from imagebuild.paths import StatePaths
 from imagebuild.restore import Restored, restore
 from imagebuild.store import CURRENT, ImageStore
+from tests.unit.oci_fixtures import PullingEngine, oci_tar
 
 TAR = b"a saved image"
 
@@ -170,3 +173,78 @@ def test_restore_removes_leftovers_of_a_killed_save(saved: BuildConfig) -> None:
     engine.images.add("sagecode:aaaa")
     assert _restore(saved, engine, None).action == "present"
     assert not leftover.exists()
+
+
+# --- an OCI tar, pulled over 127.0.0.1 -----------------------------------------------------
+
+
+@pytest.fixture
+def saved_oci(tmp_path: Path) -> BuildConfig:
+    """A state dir whose store holds one committed OCI layout tar, as the build saves it."""
+    config = BuildConfig(state=StatePaths(tmp_path))
+    store = ImageStore(config.state.images)
+    store.prepare()
+    partial = store.partial_path("aaaa")
+    oci_tar(tmp_path / "oci.tar")
+    store.write_stream([(tmp_path / "oci.tar").read_bytes()], partial)
+    store.commit(partial, Manifest(image="sagecode:aaaa", content="a" * 64, versions={"code-server": "4.1.0"},
+                                   layers=("base", "entrypoint"), base_image="b", platform="amd64"))
+    return config
+
+
+def _oci_restore(config: BuildConfig, engine: PullingEngine, rebuild: Optional[Rebuilds],
+                 err: Optional[io.StringIO] = None) -> Restored:
+    return restore(config, engine, Console(quiet=True, err=err or io.StringIO()), rebuild)  # type: ignore[arg-type]
+
+
+def test_restore_pulls_an_oci_tar_over_loopback(saved_oci: BuildConfig) -> None:
+    """The engine pulls the image from the tar: nothing is loaded, the pull's name is gone."""
+    engine = PullingEngine()
+    assert _oci_restore(saved_oci, engine, Rebuilds()).action == "loaded"
+    assert engine.images["sagecode:aaaa"].startswith("sha256:")
+    assert engine.loaded == []
+    assert len(engine.untagged) == 1
+    assert engine.untagged[0].startswith("127.0.0.1:")
+    assert set(engine.images) == {"sagecode:aaaa", "sagecode:latest"}
+
+
+def test_restore_gives_the_engine_the_layers_its_pull_skipped(saved_oci: BuildConfig) -> None:
+    """Layers the engine had unpacked are not fetched (Docker before 29): a small load adds
+    their blobs, so the image is complete (listed, saveable)."""
+    store = ImageStore(saved_oci.state.images)
+    current = store.current()
+    assert current is not None
+    first = tarserve.index(store.tar_path(current), current.image).layers[0]
+    engine = PullingEngine(unpacked=[first])
+    assert _oci_restore(saved_oci, engine, Rebuilds()).action == "loaded"
+    assert len(engine.loaded) == 1
+    assert first.removeprefix("sha256:").encode() in engine.loaded[0]
+    assert len(engine.loaded[0]) < store.tar_path(current).stat().st_size
+
+
+def test_restore_loads_when_the_engine_cannot_reach_loopback(saved_oci: BuildConfig) -> None:
+    """A rootless engine has its own 127.0.0.1: the tar is loaded, with no warning."""
+    engine, err = PullingEngine(reachable=False), io.StringIO()
+    assert _oci_restore(saved_oci, engine, Rebuilds(), err).action == "loaded"
+    assert len(engine.loaded) == 1
+    assert "warning" not in err.getvalue()
+
+
+def test_restore_damaged_blob_fails_the_pull_and_names_the_checksum(saved_oci: BuildConfig) -> None:
+    """A damaged layer fails the engine's digest check; the restore says the tar does not
+    match, loads nothing, and rebuilds (or, with --no-build, stops in one line)."""
+    store = ImageStore(saved_oci.state.images)
+    current = store.current()
+    assert current is not None
+    tar = store.tar_path(current)
+    blob = tarserve.index(tar, current.image).blobs[tarserve.index(tar, current.image).layers[1]]
+    with tar.open("r+b") as f:
+        f.seek(blob.offset + 5)
+        f.write(b"XXXX")
+    engine = PullingEngine()
+    with pytest.raises(StoreError, match="does not match its checksum"):
+        _oci_restore(saved_oci, engine, None)
+    assert engine.loaded == []
+    rebuild = Rebuilds()
+    assert _oci_restore(saved_oci, PullingEngine(), rebuild).action == "built"
+    assert len(rebuild.calls) == 1

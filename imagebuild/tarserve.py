@@ -1,0 +1,312 @@
+"""The saved tar served to the engine as a read-only registry on 127.0.0.1, for ``docker pull``.
+
+Why not ``docker load``: on the containerd image store the load first copies every blob of
+the tar into the content store and only then unpacks the layers, one after another. A pull
+fetches the layers concurrently and unpacks each as soon as it has arrived, so the copy and
+the unpack overlap. Measured on 2026-12-05 (2 CPUs, the bench's 1.86 GB image, engine wiped
+and caches dropped before each): 8.4 s for the pull against 10.5 s for the load of the same
+tar, in 3 interleaved pairs.
+
+The tar is not unpacked or copied: an OCI image layout in a tar (what the build saves, and
+``docker save`` on Docker 25 or later) keeps each blob as one member, so its bytes are sent
+with ``sendfile`` from where they sit in the file. The engine checks every blob against its
+digest as it pulls, and the image is pulled by the manifest's digest, so a damaged tar fails
+the pull instead of giving a different image. The server lives for one pull, answers only
+``127.0.0.1``, serves only that image, and allows nothing but reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import tarfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Optional
+
+# The repository name the engine pulls from (removed again once the image has its tag).
+REPOSITORY = "sagecode-restore"
+_NAME_ANNOTATION = "io.containerd.image.name"
+_REF_ANNOTATION = "org.opencontainers.image.ref.name"
+_BLOB = re.compile(r"blobs/(sha256)/([0-9a-f]{64})")
+_ROUTE = re.compile(r"/v2/(?P<name>[a-z0-9._/-]+)/(?P<kind>manifests|blobs)/(?P<ref>[A-Za-z0-9_.:-]+)")
+_TLS_HANDSHAKE = b"\x16"
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+class NotServableError(ValueError):
+    """The tar is not an OCI layout that holds the wanted image (load it instead)."""
+
+
+@dataclass(frozen=True)
+class Blob:
+    """Where one blob's bytes sit in the tar."""
+
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class TarImage:
+    """An image in a saved tar: its manifest's digest and media type, and every blob."""
+
+    path: Path
+    manifest: str
+    media_type: str
+    blobs: Mapping[str, Blob]
+    layers: tuple[str, ...] = ()
+    config: str = ""
+    layout: bytes = b""
+
+    @property
+    def layer_bytes(self) -> int:
+        """What a pull sends, about (every blob once)."""
+        return sum(b.size for b in self.blobs.values())
+
+
+def full_name(image: str) -> str:
+    """``sagecode:1`` as the engine names it: ``docker.io/library/sagecode:1``."""
+    first, _, rest = image.partition("/")
+    if not rest:
+        return f"docker.io/library/{image}"
+    if "." in first or ":" in first or first == "localhost":
+        return image
+    return f"docker.io/{image}"
+
+
+def index(path: Path, image: str) -> TarImage:
+    """Find ``image`` and its blobs in the tar at ``path`` (headers only: data is skipped)."""
+    blobs: dict[str, Blob] = {}
+    layout: Optional[bytes] = None
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                found = _BLOB.fullmatch(member.name.removeprefix("./"))
+                if found and member.isfile():
+                    blobs[f"{found[1]}:{found[2]}"] = Blob(member.offset_data, member.size)
+                elif member.name.removeprefix("./") == "index.json" and member.isfile():
+                    data = tar.extractfile(member)
+                    layout = data.read() if data else None
+    except (OSError, tarfile.TarError) as exc:
+        raise NotServableError(f"not a readable tar ({exc})") from None
+    if layout is None:
+        raise NotServableError("no index.json: not an OCI image layout")
+    try:
+        descriptors = json.loads(layout)["manifests"]
+        wanted = [d for d in descriptors if _names(d) & {full_name(image), image.rpartition(":")[2]}]
+        chosen = wanted[0] if len(wanted) == 1 else None
+        digest, media_type = (str(chosen["digest"]), str(chosen["mediaType"])) if chosen else ("", "")
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise NotServableError(f"index.json does not read ({exc})") from None
+    if digest not in blobs:
+        raise NotServableError(f"index.json names no manifest of {image} that the tar holds")
+    try:
+        manifest = json.loads(read(TarImage(path, digest, media_type, blobs), digest))
+        layers = tuple(str(d["digest"]) for d in manifest["layers"])
+        config = str(manifest["config"]["digest"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise NotServableError(f"the manifest of {image} does not read as one image's ({exc})") from None
+    if missing := [d for d in (config, *layers) if d not in blobs]:
+        raise NotServableError(f"the tar lacks {len(missing)} of the image's blobs")
+    return TarImage(path, digest, media_type, blobs, layers, config, layout)
+
+
+def read(image: TarImage, digest: str) -> bytes:
+    """A (small) blob's bytes."""
+    blob = image.blobs[digest]
+    with image.path.open("rb") as f:
+        f.seek(blob.offset)
+        return f.read(blob.size)
+
+
+def skipped(image: TarImage, fetched: Set[str]) -> list[str]:
+    """The image's layers a pull did not fetch."""
+    return [d for d in image.layers if d not in fetched]
+
+
+def completion(image: TarImage, missing: Sequence[str]) -> Iterator[bytes]:
+    """A tar for ``docker load`` with the layers a pull left out (:func:`skipped`).
+
+    The containerd image store (Docker before 29) does not fetch a layer whose unpacked
+    snapshot it already has (moby/moby#49784): the image runs, but it is not listed and
+    cannot be saved, so its old tags would never be cleaned up. This tar gives the engine
+    the blobs it skipped; loading it unpacks nothing.
+    """
+    members = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", image.layout)]
+    for name, data in members:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        yield info.tobuf(tarfile.USTAR_FORMAT)
+        yield data + _pad(len(data))
+    with image.path.open("rb") as f:
+        for digest in dict.fromkeys([image.manifest, image.config, *missing]):
+            blob = image.blobs[digest]
+            info = tarfile.TarInfo("blobs/" + digest.replace(":", "/"))
+            info.size = blob.size
+            yield info.tobuf(tarfile.USTAR_FORMAT)
+            f.seek(blob.offset)
+            left = blob.size
+            while left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    raise OSError(f"{image.path} ended inside blob {digest}")
+                left -= len(chunk)
+                yield chunk
+            yield _pad(blob.size)
+    yield bytes(2 * tarfile.BLOCKSIZE)
+
+
+def _pad(size: int) -> bytes:
+    return bytes(-size % tarfile.BLOCKSIZE)
+
+
+def _names(descriptor: Mapping[str, object]) -> set[str]:
+    annotations = descriptor.get("annotations")
+    if not isinstance(annotations, dict):
+        return set()
+    return {str(annotations[k]) for k in (_NAME_ANNOTATION, _REF_ANNOTATION) if k in annotations}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A running server: its ``host:port`` and the blobs it has sent in full so far."""
+
+    address: str
+    fetched: Set[str]
+    asked: Set[str]
+
+    def reference(self, image: TarImage) -> str:
+        """What ``docker pull`` is given: the image by its manifest's digest."""
+        return f"{self.address}/{REPOSITORY}@{image.manifest}"
+
+
+@contextlib.contextmanager
+def serving(image: TarImage, progress: Optional[Callable[[int], None]] = None) -> Iterator[Serving]:
+    """Serve ``image`` on a free port of 127.0.0.1 while the block runs."""
+    with image.path.open("rb") as f:
+        server = _Server(image, f.fileno(), progress)
+        thread = threading.Thread(target=server.serve_forever, name="tarserve", daemon=True)
+        thread.start()
+        try:
+            host, port = server.server_address[:2]
+            yield Serving(f"{host!s}:{port}", server.fetched, server.asked)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, image: TarImage, fd: int, progress: Optional[Callable[[int], None]]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.image = image
+        self.fd = fd
+        self._progress = progress
+        self._lock = threading.Lock()
+        self.fetched: set[str] = set()
+        self.asked: set[str] = set()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet: a client that hangs up (the engine cancelling a pull) is not an error here."""
+
+    def sent(self, n: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._progress(n)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def handle_one_request(self) -> None:
+        """A TLS hello gets a plain HTTP answer, so the engine retries without TLS.
+
+        The engine tries HTTPS first even on 127.0.0.1, and falls back to HTTP only when
+        the answer starts with ``HTTP/`` (http.server would answer a line it cannot parse
+        as HTTP/0.9, with no status line).
+        """
+        if self.connection.recv(1, socket.MSG_PEEK) == _TLS_HANDSHAKE:
+            self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.close_connection = True
+            return
+        super().handle_one_request()
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the restore prints its own progress."""
+
+    def _answer(self, body: bool) -> None:
+        path = self.path.partition("?")[0]
+        self.server.asked.add(path)
+        if path in ("/v2", "/v2/"):
+            self._small(200, b"{}", "application/json", body)
+            return
+        route = _ROUTE.fullmatch(path)
+        image = self.server.image
+        blob = image.blobs.get(route["ref"]) if route else None
+        if route is None or route["name"] != REPOSITORY or blob is None or (
+                route["kind"] == "manifests" and route["ref"] != image.manifest):
+            self._small(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"not served"}]}',
+                        "application/json", body)
+            return
+        digest = route["ref"]
+        if route["kind"] == "manifests":
+            data = os.pread(self.server.fd, blob.size, blob.offset)
+            self._small(200, data, image.media_type, body, digest)
+            return
+        self._blob(blob, digest, body)
+
+    def _small(self, status: int, data: bytes, media_type: str, body: bool, digest: str = "") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", media_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        if digest:
+            self.send_header("Docker-Content-Digest", digest)
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def _blob(self, blob: Blob, digest: str, body: bool) -> None:
+        start, end = 0, blob.size
+        asked = _RANGE.fullmatch(self.headers.get("Range", ""))
+        if asked and int(asked[1]) < blob.size:
+            start = int(asked[1])
+            end = min(int(asked[2]) + 1, blob.size) if asked[2] else blob.size
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{blob.size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Docker-Content-Digest", digest)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.end_headers()
+        if not body:
+            return
+        offset = blob.offset + start
+        left = end - start
+        out = self.connection.fileno()
+        while left > 0:
+            n = os.sendfile(out, self.server.fd, offset, min(left, 1 << 24))
+            if n == 0:
+                break
+            offset += n
+            left -= n
+            self.server.sent(n)
+        if left == 0 and start == 0 and end == blob.size:
+            self.server.fetched.add(digest)
