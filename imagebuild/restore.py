@@ -104,6 +104,8 @@ def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
         if refused:
             problem = store.verify(m)  # a damaged blob fails the pull: say so, load nothing
             if problem:
+                with contextlib.suppress(EngineError):
+                    engine.remove(m.image)
                 return problem
             console.note(f"the engine could not pull from the saved tar ({refused}): loading it instead")
         return _load_tar(store, engine, m, console)
@@ -125,8 +127,10 @@ def _pull(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
                 engine.pull(ref)
             except EngineError as exc:
                 return exc.what if server.asked - {"/v2/", "/v2"} else ""
-        engine.tag(ref, m.image)
         missing = tarserve.skipped(image, server.fetched)
+        if missing and tarserve.damaged(image, missing):
+            return f"{m.tar} holds a damaged layer"
+        engine.tag(ref, m.image)
         if missing:  # the engine had those layers unpacked already (moby/moby#49784)
             engine.load(tarserve.completion(image, missing))
     except (EngineError, OSError) as exc:

@@ -18,6 +18,7 @@ the pull instead of giving a different image. The server lives for one pull, ans
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -130,13 +131,33 @@ def skipped(image: TarImage, fetched: Set[str]) -> list[str]:
     return [d for d in image.layers if d not in fetched]
 
 
+def damaged(image: TarImage, digests: Sequence[str]) -> list[str]:
+    """Those of ``digests`` whose bytes in the tar do not match (what the engine checks on a
+    pull, but not on a load)."""
+    bad = []
+    with image.path.open("rb") as f:
+        for digest in digests:
+            blob = image.blobs[digest]
+            f.seek(blob.offset)
+            algorithm, _, expected = digest.partition(":")
+            h = hashlib.new(algorithm)
+            left = blob.size
+            while left > 0 and (chunk := f.read(min(left, 1 << 20))):
+                h.update(chunk)
+                left -= len(chunk)
+            if left or h.hexdigest() != expected:
+                bad.append(digest)
+    return bad
+
+
 def completion(image: TarImage, missing: Sequence[str]) -> Iterator[bytes]:
     """A tar for ``docker load`` with the layers a pull left out (:func:`skipped`).
 
     The containerd image store (Docker before 29) does not fetch a layer whose unpacked
     snapshot it already has (moby/moby#49784): the image runs, but it is not listed and
     cannot be saved, so its old tags would never be cleaned up. This tar gives the engine
-    the blobs it skipped; loading it unpacks nothing.
+    the blobs it skipped; loading it unpacks nothing. A load does not check the blobs'
+    digests: check them first (:func:`damaged`).
     """
     members = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", image.layout)]
     for name, data in members:
@@ -191,7 +212,9 @@ def serving(image: TarImage, progress: Optional[Callable[[int], None]] = None) -
     """Serve ``image`` on a free port of 127.0.0.1 while the block runs."""
     with image.path.open("rb") as f:
         server = _Server(image, f.fileno(), progress)
-        thread = threading.Thread(target=server.serve_forever, name="tarserve", daemon=True)
+        # A short poll: shutdown() waits for the loop to see it (0.5 s by default).
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name="tarserve", daemon=True)
         thread.start()
         try:
             host, port = server.server_address[:2]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from imagebuild import tarserve
 from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
 from tests.integration.conftest import IN_CI, SMALL, build_args, engine_script, imagebuild, need
@@ -84,9 +85,22 @@ def test_restore_after_restart_loads_tar(small: Path) -> None:
     m = _current(small)
     simulate_restart()
     assert _docker("image", "inspect", m.image).returncode != 0
+    since = _docker("system", "info", "--format", "{{.SystemTime}}").stdout.strip()
     result = imagebuild(small, "restore", "--no-build")
     assert result.stdout.strip() == f"{m.image} loaded"
     assert _docker("run", "--rm", m.image, "true").returncode == 0
+    # The engine pulled the image from the tar over 127.0.0.1 (imagebuild/tarserve.py) ...
+    events = _docker("events", "--since", since, "--until", _docker(
+        "system", "info", "--format", "{{.SystemTime}}").stdout.strip(), "--filter", "type=image",
+        "--format", "{{.Action}} {{.Actor.ID}}").stdout.splitlines()
+    assert any(e.startswith("pull ") and tarserve.REPOSITORY in e for e in events), events
+    # ... and the image is complete: listed, saveable, the pull's name gone. The base layer was
+    # unpacked already (the base image), so the pull skipped it and a small load added it.
+    listed = _docker("image", "ls", "-a", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert m.image in listed
+    assert not [x for x in listed if tarserve.REPOSITORY in x]
+    saved = subprocess.run(["docker", "save", m.image], stdout=subprocess.DEVNULL, check=False, timeout=600)
+    assert saved.returncode == 0
     again = imagebuild(small, "restore", "--no-build")
     assert again.stdout.strip() == f"{m.image} present"
 

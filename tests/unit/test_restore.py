@@ -248,3 +248,21 @@ def test_restore_damaged_blob_fails_the_pull_and_names_the_checksum(saved_oci: B
     rebuild = Rebuilds()
     assert _oci_restore(saved_oci, PullingEngine(), rebuild).action == "built"
     assert len(rebuild.calls) == 1
+
+
+def test_restore_damaged_layer_the_pull_skipped_is_not_loaded(saved_oci: BuildConfig) -> None:
+    """A damaged layer the engine did not fetch (it had it unpacked) would pass a load
+    unchecked: the restore checks it, says the tar does not match, and keeps no image."""
+    store = ImageStore(saved_oci.state.images)
+    current = store.current()
+    assert current is not None
+    tar = store.tar_path(current)
+    first = tarserve.index(tar, current.image).layers[0]
+    with tar.open("r+b") as f:
+        f.seek(tarserve.index(tar, current.image).blobs[first].offset + 5)
+        f.write(b"XXXX")
+    engine = PullingEngine(unpacked=[first])
+    with pytest.raises(StoreError, match="does not match its checksum"):
+        _oci_restore(saved_oci, engine, None)
+    assert engine.loaded == []
+    assert "sagecode:aaaa" not in engine.images
