@@ -21,6 +21,9 @@ DEFAULT_BASE_IMAGE = "ubuntu:22.04"
 CODE_SERVER_SOURCES = ("auto", "github", "npm")
 AWS_CLI_SOURCES = ("pypi", "v2")
 CACHE_MODES = ("auto", "min", "max", "off")
+#: How ``restore`` hands the saved tar to the engine: ``pull`` from 127.0.0.1, falling back
+#: to a load where the engine cannot reach it (the default), or always ``load``.
+RESTORE_WAYS = ("pull", "load")
 # The predecessor's Amazon Bedrock defaults.
 DEFAULT_AWS_REGION = "us-east-1"
 DEFAULT_BEDROCK_MODEL = "us.anthropic.claude-opus-4-6-v1"
@@ -83,6 +86,8 @@ class BuildConfig:
     cache_mode: str = "auto"
     #: Upper bound for the local build cache, in MiB.
     cache_cap_mb: int = 6144
+    #: ``pull`` (default) or ``load``: see RESTORE_WAYS.
+    restore_via: str = "pull"
     #: How many saved image tars to keep (newest first).
     keep: int = 1
     #: A CA bundle every download in the build trusts (mounted as a secret).
@@ -144,6 +149,7 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> BuildConfig:
         image_ref=env.get("SAGECODE_IMAGE_REF") or None,
         cache_mode=env.get("SAGECODE_CACHE_MODE") or "auto",
         cache_cap_mb=_int(env, "SAGECODE_CACHE_CAP_MB", 6144),
+        restore_via=env.get("SAGECODE_RESTORE_VIA") or "pull",
         keep=_int(env, "SAGECODE_KEEP_IMAGES", 1),
         ca_bundle=_path(env, "SAGECODE_CA_BUNDLE"),
         github_api=env.get("SAGECODE_GITHUB_API") or "https://api.github.com",
@@ -169,6 +175,9 @@ def check(config: BuildConfig) -> None:
     if config.cache_mode not in CACHE_MODES:
         raise UsageError(f"SAGECODE_CACHE_MODE={config.cache_mode!r} is not a cache mode",
                          f"use one of {', '.join(CACHE_MODES)}")
+    if config.restore_via not in RESTORE_WAYS:
+        raise UsageError(f"SAGECODE_RESTORE_VIA={config.restore_via!r} is not a way to restore",
+                         f"use one of {', '.join(RESTORE_WAYS)}")
     if config.keep < 1 or config.cache_cap_mb < 0:
         raise UsageError("--keep must be at least 1 and --cache-cap-mb not negative", "fix the flag")
 

@@ -56,7 +56,7 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
             _tag_latest(engine, config, current)
             console.step(f"{current.image} is already in the engine")
             return Restored("present", current)
-        problem = _load(store, engine, current, console)
+        problem = _load(store, engine, current, console, pull=config.restore_via == "pull")
     if problem is None:
         _tag_latest(engine, config, current)
         return Restored("loaded", current)
@@ -89,7 +89,7 @@ def _without_manifest(config: BuildConfig, store: ImageStore, console: Console,
     return Restored("built", rebuild(config, None))
 
 
-def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
+def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console, pull: bool) -> Optional[str]:
     """Bring the saved tar's image into the engine: pulled from the tar over 127.0.0.1 where
     the engine can reach it (:mod:`imagebuild.tarserve`), loaded otherwise. A tar that does
     not match is reported as such, and its image does not stay in the engine."""
@@ -98,7 +98,7 @@ def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
         return problem
     console.step(f"loading {m.tar}")
     with written_back():  # the first container then need not wait for the disk
-        refused = _pull(store, engine, m, console)
+        refused = _pull(store, engine, m, console) if pull else ""
         if refused is None:
             return None
         if refused:

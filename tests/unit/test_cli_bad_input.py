@@ -79,6 +79,7 @@ def test_cli_unwritable_state_dir_is_refused_before_any_work(tmp_path: Path) -> 
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("SAGECODE_KEEP_IMAGES", "two", "SAGECODE_KEEP_IMAGES='two' is not a whole number"),
     ("SAGECODE_CACHE_MODE", "maximum", "SAGECODE_CACHE_MODE='maximum' is not a cache mode"),
+    ("SAGECODE_RESTORE_VIA", "copy", "SAGECODE_RESTORE_VIA='copy' is not a way to restore"),
 ])
 def test_cli_bad_environment_value_is_refused_before_any_work(tmp_path: Path, name: str, value: str,
                                                               message: str) -> None:

@@ -3,6 +3,7 @@ intact, truncated, or whose manifest is from an older format."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Iterable
@@ -266,3 +267,12 @@ def test_restore_damaged_layer_the_pull_skipped_is_not_loaded(saved_oci: BuildCo
         _oci_restore(saved_oci, engine, None)
     assert engine.loaded == []
     assert "sagecode:aaaa" not in engine.images
+
+
+def test_restore_via_load_never_pulls(saved_oci: BuildConfig) -> None:
+    """``SAGECODE_RESTORE_VIA=load``: the tar is loaded even where the engine could pull."""
+    engine = PullingEngine()
+    config = dataclasses.replace(saved_oci, restore_via="load")
+    assert _oci_restore(config, engine, Rebuilds()).action == "loaded"
+    assert len(engine.loaded) == 1
+    assert engine.untagged == []
