@@ -60,17 +60,22 @@ class Rebuilds:
                         base_image="b", platform="amd64")
 
 
-@pytest.fixture
-def saved(tmp_path: Path) -> BuildConfig:
-    """A state dir whose store holds one committed tar."""
+def _committed(tmp_path: Path, data: bytes) -> BuildConfig:
+    """A state dir whose store holds one committed tar of ``data``."""
     config = BuildConfig(state=StatePaths(tmp_path))
     store = ImageStore(config.state.images)
     store.prepare()
     partial = store.partial_path("aaaa")
-    store.write_stream([TAR], partial)
+    store.write_stream([data], partial)
     store.commit(partial, Manifest(image="sagecode:aaaa", content="a" * 64, versions={"code-server": "4.1.0"},
                                    layers=("base", "entrypoint"), base_image="b", platform="amd64"))
     return config
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> BuildConfig:
+    """A state dir whose store holds one committed tar."""
+    return _committed(tmp_path, TAR)
 
 
 def _restore(config: BuildConfig, engine: FakeEngine, rebuild: Optional[Rebuilds]) -> Restored:
@@ -182,15 +187,8 @@ def test_restore_removes_leftovers_of_a_killed_save(saved: BuildConfig) -> None:
 @pytest.fixture
 def saved_oci(tmp_path: Path) -> BuildConfig:
     """A state dir whose store holds one committed OCI layout tar, as the build saves it."""
-    config = BuildConfig(state=StatePaths(tmp_path))
-    store = ImageStore(config.state.images)
-    store.prepare()
-    partial = store.partial_path("aaaa")
     oci_tar(tmp_path / "oci.tar")
-    store.write_stream([(tmp_path / "oci.tar").read_bytes()], partial)
-    store.commit(partial, Manifest(image="sagecode:aaaa", content="a" * 64, versions={"code-server": "4.1.0"},
-                                   layers=("base", "entrypoint"), base_image="b", platform="amd64"))
-    return config
+    return _committed(tmp_path, (tmp_path / "oci.tar").read_bytes())
 
 
 def _oci_restore(config: BuildConfig, engine: PullingEngine, rebuild: Optional[Rebuilds],
