@@ -321,15 +321,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not body:
             return
-        offset = blob.offset + start
-        left = end - start
+        # Counted as fetched before the last byte goes: the engine may be done with the blob
+        # (and the restore asking what it fetched) before this thread runs again.
+        whole = start == 0 and end == blob.size
+        if whole:
+            self.server.fetched.add(digest)
+        try:
+            self._send(blob.offset + start, end - start, digest)
+        except OSError:
+            if whole:
+                self.server.fetched.discard(digest)
+            raise
+
+    def _send(self, offset: int, left: int, digest: str) -> None:
         out = self.connection.fileno()
         while left > 0:
             n = os.sendfile(out, self.server.fd, offset, min(left, 1 << 24))
             if n == 0:
-                break
+                raise OSError(f"the tar ended inside blob {digest}")
             offset += n
             left -= n
             self.server.sent(n)
-        if left == 0 and start == 0 and end == blob.size:
-            self.server.fetched.add(digest)

@@ -149,9 +149,10 @@ def _stage_steps(progress: str) -> dict[str, list[bool]]:
 
 
 def _natives(progress: str) -> str:
-    """The line where the build names the native modules it compiles, with their versions."""
-    found = re.search(r"code-server-natives: \d+ packages compile: (.*)$", progress, re.MULTILINE)
-    assert found is not None, "the build did not name its native modules"
+    """The line where the build names what its native modules' folder holds (the modules and
+    what they need to build, with versions): the compile's cache key is that folder."""
+    found = re.search(r"code-server-natives: their folder holds \d+ packages: (.*)$", progress, re.MULTILINE)
+    assert found is not None, "the build did not name its native modules' folder"
     return found.group(1)
 
 
@@ -183,7 +184,7 @@ def test_code_server_bump_on_a_second_machine_uses_the_registry_cache(
     assert not any(steps["code-server-fetch"]), steps
     if _natives(first.stderr) == _natives(result.stderr):
         assert all(steps["code-server-natives"]), (_natives(result.stderr), steps)
-    else:  # the release changed a native module: that stage compiles again
+    else:  # the release changed a native module or what it builds with: that stage compiles again
         assert not all(steps["code-server-natives"]), steps
     current = ImageStore(second / "images").current()
     assert current is not None

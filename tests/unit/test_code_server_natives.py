@@ -10,6 +10,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,7 +123,12 @@ def _same(compared: filecmp.dircmp[str]) -> bool:
 def test_split_names_the_natives_with_their_versions(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     natives.split(_tree(tmp_path / "cs"), tmp_path / "out", "x64")
-    assert "2 packages compile: @vscode/sqlite3@5.1.12 ssh2@1.17.0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 packages compile: @vscode/sqlite3@5.1.12 ssh2@1.17.0" in out
+    held = re.search(r"their folder holds (\d+) packages: (.*)", out)
+    assert held is not None
+    assert "@vscode/sqlite3@5.1.12" in held.group(2).split()
+    assert int(held.group(1)) == len(held.group(2).split()) > 2
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
