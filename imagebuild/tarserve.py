@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Optional
 
 # The repository name the engine pulls from (removed again once the image has its tag).
 REPOSITORY = "sagecode-restore"
@@ -108,7 +108,7 @@ def index(path: Path, image: str) -> TarImage:
     if digest not in blobs:
         raise NotServableError(f"index.json names no manifest of {image} that the tar holds")
     try:
-        manifest = json.loads(read(TarImage(path, digest, media_type, blobs), digest))
+        manifest = json.loads(read(path, blobs[digest]))
         layers = tuple(str(d["digest"]) for d in manifest["layers"])
         config = str(manifest["config"]["digest"])
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -118,12 +118,23 @@ def index(path: Path, image: str) -> TarImage:
     return TarImage(path, digest, media_type, blobs, layers, config, layout)
 
 
-def read(image: TarImage, digest: str) -> bytes:
+def read(path: Path, blob: Blob) -> bytes:
     """A (small) blob's bytes."""
-    blob = image.blobs[digest]
-    with image.path.open("rb") as f:
+    with path.open("rb") as f:
         f.seek(blob.offset)
         return f.read(blob.size)
+
+
+def _chunks(f: BinaryIO, blob: Blob, digest: str) -> Iterator[bytes]:
+    """A blob's bytes from the open tar, a MiB at a time; a tar that ends first raises."""
+    f.seek(blob.offset)
+    left = blob.size
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            raise OSError(f"the tar ended inside blob {digest}")
+        left -= len(chunk)
+        yield chunk
 
 
 def skipped(image: TarImage, fetched: Set[str]) -> list[str]:
@@ -137,15 +148,15 @@ def damaged(image: TarImage, digests: Sequence[str]) -> list[str]:
     bad = []
     with image.path.open("rb") as f:
         for digest in digests:
-            blob = image.blobs[digest]
-            f.seek(blob.offset)
             algorithm, _, expected = digest.partition(":")
             h = hashlib.new(algorithm)
-            left = blob.size
-            while left > 0 and (chunk := f.read(min(left, 1 << 20))):
-                h.update(chunk)
-                left -= len(chunk)
-            if left or h.hexdigest() != expected:
+            try:
+                for chunk in _chunks(f, image.blobs[digest], digest):
+                    h.update(chunk)
+            except OSError:
+                bad.append(digest)
+                continue
+            if h.hexdigest() != expected:
                 bad.append(digest)
     return bad
 
@@ -171,14 +182,7 @@ def completion(image: TarImage, missing: Sequence[str]) -> Iterator[bytes]:
             info = tarfile.TarInfo("blobs/" + digest.replace(":", "/"))
             info.size = blob.size
             yield info.tobuf(tarfile.USTAR_FORMAT)
-            f.seek(blob.offset)
-            left = blob.size
-            while left > 0:
-                chunk = f.read(min(left, 1 << 20))
-                if not chunk:
-                    raise OSError(f"{image.path} ended inside blob {digest}")
-                left -= len(chunk)
-                yield chunk
+            yield from _chunks(f, blob, digest)
             yield _pad(blob.size)
     yield bytes(2 * tarfile.BLOCKSIZE)
 
