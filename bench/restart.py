@@ -58,10 +58,11 @@ def current(state: Path) -> Manifest:
     return found
 
 
-def restore(state: Path) -> float:
-    """``python -m imagebuild restore --no-build``: seconds."""
+def restore(state: Path, via: str = "pull") -> float:
+    """``python -m imagebuild restore --no-build`` (``SAGECODE_RESTORE_VIA=via``): seconds."""
     start = time.monotonic()
-    run([sys.executable, "-m", "imagebuild", "--state-dir", str(state), "restore", "--no-build", "-q"])
+    run([sys.executable, "-m", "imagebuild", "--state-dir", str(state), "restore", "--no-build", "-q"],
+        env={**os.environ, "SAGECODE_RESTORE_VIA": via})
     return time.monotonic() - start
 
 
@@ -112,10 +113,7 @@ def restore_by_load(state: Path) -> float:
     fallback where the engine cannot reach 127.0.0.1 (rootless), and what it did before it
     pulled."""
     wipe_engine()
-    start = time.monotonic()
-    run([sys.executable, "-m", "imagebuild", "--state-dir", str(state), "restore", "--no-build", "-q"],
-        env={**os.environ, "SAGECODE_RESTORE_VIA": "load"})
-    return time.monotonic() - start
+    return restore(state, via="load")
 
 
 def engine_kept(state: Path, workspace: Path) -> float:
