@@ -123,6 +123,12 @@ def rebuild(cwd: Path, rels: list[str]) -> None:
         subprocess.run(command, cwd=cwd / folder, check=True)
 
 
+def label(root: Path, rel: str) -> str:
+    """``name@version`` of the package in ``rel``."""
+    meta = manifest(root, rel)
+    return f"{meta['name']}@{meta['version']}"
+
+
 def split(root: Path, out: Path, arch: str) -> None:
     """Copy the packages that compile, and what they need, from ``root`` to ``out``."""
     native, _ = classify(root, arch)
@@ -133,11 +139,11 @@ def split(root: Path, out: Path, arch: str) -> None:
         shutil.copytree(root / rel, out / rel, symlinks=True,
                         ignore=lambda d, _, top=root / rel: ["node_modules"] if Path(d) == top else [])
     (out / LIST).write_text("".join(f"{rel}\n" for rel in native), encoding="utf-8")
-    named = sorted(f"{manifest(root, rel)['name']}@{manifest(root, rel)['version']}" for rel in native)
+    named = sorted(label(root, rel) for rel in native)
     print(f"code-server-natives: {len(native)} packages compile: {' '.join(named) or 'none'}")
     # What the compile's cache key is made of: the same list in two releases means the
     # compile is taken from the cache (a build-time dependency can move on its own).
-    held = sorted({f"{manifest(root, rel)['name']}@{manifest(root, rel)['version']}" for rel in needed})
+    held = sorted({label(root, rel) for rel in needed})
     print(f"code-server-natives: their folder holds {len(held)} packages: {' '.join(held) or 'none'}")
 
 
