@@ -60,11 +60,11 @@ def timed(argv: Sequence[str], **kwargs: object) -> float:
 # --- the engine ---------------------------------------------------------------
 
 
-def engine_script(*args: str) -> None:
-    """Run docker-engine.sh (root) with the base image the builds use."""
+def engine_script(*args: str, base: bool = True) -> None:
+    """Run docker-engine.sh (root), making the base image the builds use unless ``base`` is false."""
     if not ENGINE_SCRIPT.is_file():
         raise BenchError(f"{ENGINE_SCRIPT} not found: set SAGECODE_ENGINE_SCRIPT to docker-engine.sh")
-    run(["bash", str(ENGINE_SCRIPT), "--base-image", BASE_IMAGE, *args], timeout=600)
+    run(["bash", str(ENGINE_SCRIPT), *(("--base-image", BASE_IMAGE) if base else ()), *args], timeout=600)
 
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -90,14 +90,19 @@ def cold_caches() -> None:
         raise BenchError(f"cannot drop the page cache ({exc.strerror}): run the benchmarks as root") from exc
 
 
-def wipe_engine() -> None:
+def wipe_engine(base: bool = True) -> None:
     """An instance restart: every image, container and build record of the engine is gone,
-    and the caches are cold (:func:`cold_caches`)."""
+    and the caches are cold (:func:`cold_caches`).
+
+    docker-engine.sh then imports the base image the builds start from, unless ``base`` is
+    false: a restarted instance's engine holds nothing, and a restore or load that finds the
+    base image's layer already unpacked skips it.
+    """
     try:
-        engine_script("--wipe")
+        engine_script("--wipe", base=base)
     except BenchError:  # seen once: dockerd up before it lists buildx and its snapshotter
         time.sleep(3)
-        engine_script()
+        engine_script(base=base)
     cold_caches()
 
 

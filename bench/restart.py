@@ -1,7 +1,9 @@
 """Restart-to-ready: from an instance restart to code-server's /healthz, ours against the predecessor's.
 
 Each round wipes the engine (``docker-engine.sh --wipe``: what a notebook instance's stop
-and start does to ``/var/lib/docker``) and keeps the state folder (the persistent volume):
+and start does to ``/var/lib/docker``; unlike the other benchmarks, without the base image
+that script imports, so no side finds a layer already unpacked) and keeps the state folder
+(the persistent volume):
 
 - **ours**: the wrapper starts as jupyter-server-proxy starts it; it finds the image
   missing, restores the saved zstd/OCI tar (the engine pulls it from a server on
@@ -37,6 +39,7 @@ from bench.common import (
     container_memory,
     dir_bytes,
     engine_data_bytes,
+    engine_script,
     free_port,
     restart_engine,
     run,
@@ -87,13 +90,13 @@ def baseline_tar(state: Path, image: str, folder: Path) -> Path:
 
 def ours(state: Path, workspace: Path) -> float:
     """Engine wiped; the wrapper restores and starts code-server: seconds to /healthz."""
-    wipe_engine()
+    wipe_engine(base=False)
     return relaunch(state, workspace)
 
 
 def ours_in_parts(state: Path, workspace: Path) -> tuple[float, float, int]:
     """Engine wiped; restore alone, then the wrapper on the present image; the idle memory."""
-    wipe_engine()
+    wipe_engine(base=False)
     load = restore(state)
     wrapper = Wrapper(state, workspace)
     port = free_port()
@@ -112,7 +115,7 @@ def restore_by_load(state: Path) -> float:
     """Engine wiped; ``restore`` made to load the tar (``SAGECODE_RESTORE_VIA=load``): its
     fallback where the engine cannot reach 127.0.0.1 (rootless), and what it did before it
     pulled."""
-    wipe_engine()
+    wipe_engine(base=False)
     return restore(state, via="load")
 
 
@@ -136,7 +139,7 @@ def relaunch(state: Path, workspace: Path) -> float:
 
 def predecessor(tar: Path, workspace: Path) -> tuple[float, float]:
     """Engine wiped; ``docker load`` the plain tar, ``docker run`` code-server: load and ready seconds."""
-    wipe_engine()
+    wipe_engine(base=False)
     port = free_port()
     start = time.monotonic()
     run(["docker", "load", "-q", "-i", str(tar)])
@@ -189,6 +192,7 @@ def bench(state: Path, rounds: int) -> list[Row]:
         breakdown = unpack.bench(our_tar, rounds, folder)
     finally:
         clean(folder)
+        engine_script()  # the base image again, for the builds that follow
     half = 0.5 * statistics.median(base_ready)
     return [
         Row("restart-to-ready: wrapper after an engine wipe (restores the tar)", wrapped, baseline=base_ready,

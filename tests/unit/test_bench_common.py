@@ -26,3 +26,20 @@ def test_cold_caches_without_root_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(common, "DROP_CACHES", tmp_path / "missing" / "drop_caches")
     with pytest.raises(common.BenchError, match="run the benchmarks as root"):
         common.cold_caches()
+
+
+@pytest.mark.parametrize(("base", "expected"), [
+    (True, ["--base-image", common.BASE_IMAGE, "--wipe"]),
+    (False, ["--wipe"]),  # a restarted instance's engine holds no base image either
+])
+def test_wipe_makes_the_base_image_only_when_asked(
+    base: bool, expected: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "docker-engine.sh"
+    script.write_text("")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(common, "ENGINE_SCRIPT", script)
+    monkeypatch.setattr(common, "run", lambda argv, **_: calls.append(argv))
+    monkeypatch.setattr(common, "cold_caches", lambda: None)
+    common.wipe_engine(base=base)
+    assert calls == [["bash", str(script), *expected]]
