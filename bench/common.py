@@ -61,10 +61,24 @@ def timed(argv: Sequence[str], **kwargs: object) -> float:
 
 
 def engine_script(*args: str, base: bool = True) -> None:
-    """Run docker-engine.sh (root), making the base image the builds use unless ``base`` is false."""
+    """Run docker-engine.sh (root), making the base image the builds use unless ``base`` is false.
+
+    Right after it starts dockerd, dockerd may answer before it lists buildx and its
+    snapshotter, and the script gives up; it is run again (without ``--wipe``: that is done)
+    twice, 3 s apart, before the failure counts.
+    """
     if not ENGINE_SCRIPT.is_file():
         raise BenchError(f"{ENGINE_SCRIPT} not found: set SAGECODE_ENGINE_SCRIPT to docker-engine.sh")
-    run(["bash", str(ENGINE_SCRIPT), *(("--base-image", BASE_IMAGE) if base else ()), *args], timeout=600)
+    command = ["bash", str(ENGINE_SCRIPT), *(("--base-image", BASE_IMAGE) if base else ())]
+    for attempt in range(3):
+        try:
+            run([*command, *(args if attempt == 0 else [a for a in args if a != "--wipe"])], timeout=600)
+        except BenchError:
+            if attempt == 2:
+                raise
+            time.sleep(3)
+        else:
+            return
 
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -98,11 +112,7 @@ def wipe_engine(base: bool = True) -> None:
     false: a restarted instance's engine holds nothing, and a restore or load that finds the
     base image's layer already unpacked skips it.
     """
-    try:
-        engine_script("--wipe", base=base)
-    except BenchError:  # seen once: dockerd up before it lists buildx and its snapshotter
-        time.sleep(3)
-        engine_script(base=base)
+    engine_script("--wipe", base=base)
     cold_caches()
 
 
@@ -120,15 +130,7 @@ def restart_engine() -> None:
         while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
     cold_caches()
-    for attempt in range(3):  # right after a restart dockerd may answer before it lists its snapshotter
-        try:
-            engine_script()
-        except BenchError:
-            if attempt == 2:
-                raise
-            time.sleep(3)
-        else:
-            return
+    engine_script()
 
 
 def engine_data_bytes() -> int:

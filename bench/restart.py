@@ -192,7 +192,10 @@ def bench(state: Path, rounds: int) -> list[Row]:
         breakdown = unpack.bench(our_tar, rounds, folder)
     finally:
         clean(folder)
-        engine_script()  # the base image again, for the builds that follow
+        try:  # the base image again, for the builds that follow
+            engine_script()
+        except BenchError as exc:  # not in place of what failed before
+            say(f"could not make the base image again: {exc}")
     half = 0.5 * statistics.median(base_ready)
     return [
         Row("restart-to-ready: wrapper after an engine wipe (restores the tar)", wrapped, baseline=base_ready,

@@ -43,3 +43,28 @@ def test_wipe_makes_the_base_image_only_when_asked(
     monkeypatch.setattr(common, "cold_caches", lambda: None)
     common.wipe_engine(base=base)
     assert calls == [["bash", str(script), *expected]]
+
+
+def test_engine_script_runs_again_without_the_wipe_when_dockerd_is_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "docker-engine.sh"
+    script.write_text("")
+    calls: list[list[str]] = []
+    failures = 2
+
+    def run(argv: list[str], **_: object) -> None:
+        calls.append(argv)
+        if len(calls) <= failures:
+            raise common.BenchError("docker-engine: engine is up but buildx is missing")
+
+    monkeypatch.setattr(common, "ENGINE_SCRIPT", script)
+    monkeypatch.setattr(common, "run", run)
+    monkeypatch.setattr(common.time, "sleep", lambda _: None)
+    common.engine_script("--wipe", base=False)
+    assert calls == [["bash", str(script), "--wipe"], ["bash", str(script)], ["bash", str(script)]]
+    calls.clear()
+    failures = 3  # the third failure counts
+    with pytest.raises(common.BenchError, match="engine is up"):
+        common.engine_script(base=False)
+    assert len(calls) == 3
