@@ -54,12 +54,17 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def ended(state: StatePaths, seconds: float = 30) -> str:
-    """The setup phase once the background job is done."""
+    """The setup phase once the background job is done: the phase is final and the job has
+    let go of its lock. The job marks the phase just before it exits; a hook run in between
+    would find the job still running, and start none."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         text = (state.run / "setup-state").read_text() if (state.run / "setup-state").exists() else ""
         if text.startswith(("ready", "failed")):
-            return text
+            fd = lifecycle.try_lock(state.run / lifecycle.JOB_LOCK)
+            if fd is not None:
+                os.close(fd)
+                return text
         time.sleep(0.1)
     raise AssertionError((state.logs / "lifecycle.log").read_text())
 
