@@ -176,3 +176,13 @@ def test_code_server_stage_trims_for_the_platform(config: BuildConfig, source: s
     assert layer.stages[-1].run[-1].endswith("\ntrim-code-server /opt/code-server arm64")
     assert code_server.TRIM in next(s for s in layer.stages if s.name == f"code-server{tools}").files
     assert layer.copies == (code_server.Copy("code-server", "/opt/code-server", "/opt/code-server"),)
+
+
+def test_npm_download_is_trimmed_in_its_own_step(config: BuildConfig) -> None:
+    """The npm download step trims after splitting the natives out, so the layer it leaves
+    (rebuilt at every bump, and exported with the cache) holds only what the image keeps."""
+    versions = {**VERSIONS, "code-server-source": "npm"}
+    layer = next(x for x in layers.compose(config, versions) if x.name == "code-server")
+    fetch = next(s for s in layer.stages if s.name == "code-server-fetch").run[-1]
+    assert fetch.index("code-server-natives split") < fetch.index("trim-code-server /opt/code-server x64")
+    assert fetch.endswith("\ntrim-code-server /opt/code-server x64")

@@ -30,7 +30,8 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=ty
     (cd lib/vscode/extensions && npm install --omit=dev --ignore-scripts --loglevel=warn) & c=$!; \
     wait $a && wait $b && wait $c; } && \
     code-server-natives split /opt/code-server/lib/node_modules/code-server /opt/code-server-natives x64 && \
-    rm -rf /root/.npm /root/.cache /tmp/*
+    rm -rf /root/.npm /root/.cache /tmp/* && \
+    trim-code-server /opt/code-server x64
 
 FROM code-server-tools AS code-server-natives
 COPY --link --from=code-server-fetch /opt/code-server-natives /opt/code-server-natives
