@@ -25,26 +25,20 @@ def wants(claude_code: str, cline: str) -> tuple[Want, ...]:
 
 
 def stage(claude_code: str, cline: str) -> Stage:
-    """Both CLIs in one npm prefix (their install scripts only pick platform binaries)."""
+    """Both CLIs in one npm prefix (their install scripts only pick platform binaries), and
+    Cline's embedding packages removed in the same step when its command works without
+    them. In a step of their own they stayed in the install's layer, which the build cache
+    keeps on the volume: 26 MB more of it, and 5 s more to build (2026-12-05)."""
     return Stage(
         name="agents",
         parent="node",
+        files=(File("agents/trim-cline.sh", "/usr/local/bin/trim-cline", 0o755),),
         run=(
             f"npm install -g --loglevel=warn --prefix {PREFIX}"
             f" @anthropic-ai/claude-code@{claude_code} cline@{cline} &&"
+            f"\ntrim-cline {PREFIX} &&"
             "\nrm -rf /root/.npm /root/.cache /tmp/*",
         ),
-    )
-
-
-def slim_stage() -> Stage:
-    """Cline's embedding packages removed when its command works without them (a stage of
-    its own: editing the script must not reinstall the CLIs)."""
-    return Stage(
-        name="agents-slim",
-        parent="agents",
-        files=(File("agents/trim-cline.sh", "/usr/local/bin/trim-cline", 0o755),),
-        run=(f"trim-cline {PREFIX}",),
     )
 
 
@@ -54,8 +48,8 @@ def layer(claude_code: str, cline: str) -> Layer:
         name="agents",
         summary="Claude Code and Cline from the npm registry",
         version=f"claude-code {claude_code}, cline {cline}",
-        stages=(stage(claude_code, cline), slim_stage()),
-        copies=(Copy("agents-slim", PREFIX, PREFIX),),
+        stages=(stage(claude_code, cline),),
+        copies=(Copy("agents", PREFIX, PREFIX),),
         files=seed_files("agents", SEEDS),
         # The prefix belongs to root and is rebuilt with the image: no self-updates.
         env=(("DISABLE_AUTOUPDATER", "1"),),

@@ -34,14 +34,11 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=ty
     cd / && rm -rf /tmp/mise /root/.npm
 
 FROM node AS agents
-RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && npm install -g --loglevel=warn --prefix /opt/agents @anthropic-ai/claude-code@2.1.332 cline@3.0.65 && \
-    rm -rf /root/.npm /root/.cache /tmp/*
-
-FROM agents AS agents-slim
 COPY --chmod=755 files/agents/trim-cline.sh /usr/local/bin/trim-cline
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && trim-cline /opt/agents
+    . /run/sagecode-build/netenv.sh && npm install -g --loglevel=warn --prefix /opt/agents @anthropic-ai/claude-code@2.1.332 cline@3.0.65 && \
+    trim-cline /opt/agents && \
+    rm -rf /root/.npm /root/.cache /tmp/*
 
 FROM base AS image
 # layer base: system packages from the OS archive
@@ -58,7 +55,7 @@ COPY --link --from=awscli /opt/awscli /opt/awscli
 # layer mise 2026.9.15: mise from the npm registry (runtimes on demand, in HOME)
 COPY --link --from=mise /opt/mise/mise /usr/local/bin/mise
 # layer agents claude-code 2.1.332, cline 3.0.65: Claude Code and Cline from the npm registry
-COPY --link --from=agents-slim /opt/agents /opt/agents
+COPY --link --from=agents /opt/agents /opt/agents
 ENV DISABLE_AUTOUPDATER="1"
 # layer editor: code-server settings and curated extensions, applied at first start
 # layer entrypoint: dual-mode entrypoint (shell, code-server, or a command) and first start
