@@ -28,17 +28,23 @@ def test_cold_caches_without_root_says_so(tmp_path: Path, monkeypatch: pytest.Mo
         common.cold_caches()
 
 
+@pytest.fixture
+def script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty docker-engine.sh where the benchmarks look for it (``run`` is faked)."""
+    path = tmp_path / "docker-engine.sh"
+    path.write_text("")
+    monkeypatch.setattr(common, "ENGINE_SCRIPT", path)
+    return path
+
+
 @pytest.mark.parametrize(("base", "expected"), [
     (True, ["--base-image", common.BASE_IMAGE, "--wipe"]),
     (False, ["--wipe"]),  # a restarted instance's engine holds no base image either
 ])
 def test_wipe_makes_the_base_image_only_when_asked(
-    base: bool, expected: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    base: bool, expected: list[str], script: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = tmp_path / "docker-engine.sh"
-    script.write_text("")
     calls: list[list[str]] = []
-    monkeypatch.setattr(common, "ENGINE_SCRIPT", script)
     monkeypatch.setattr(common, "run", lambda argv, **_: calls.append(argv))
     monkeypatch.setattr(common, "cold_caches", lambda: None)
     common.wipe_engine(base=base)
@@ -46,10 +52,8 @@ def test_wipe_makes_the_base_image_only_when_asked(
 
 
 def test_engine_script_runs_again_without_the_wipe_when_dockerd_is_not_ready(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    script: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = tmp_path / "docker-engine.sh"
-    script.write_text("")
     calls: list[list[str]] = []
     failures = 2
 
@@ -58,7 +62,6 @@ def test_engine_script_runs_again_without_the_wipe_when_dockerd_is_not_ready(
         if len(calls) <= failures:
             raise common.BenchError("docker-engine: engine is up but buildx is missing")
 
-    monkeypatch.setattr(common, "ENGINE_SCRIPT", script)
     monkeypatch.setattr(common, "run", run)
     monkeypatch.setattr(common.time, "sleep", lambda _: None)
     common.engine_script("--wipe", base=False)
