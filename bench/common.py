@@ -60,25 +60,26 @@ def timed(argv: Sequence[str], **kwargs: object) -> float:
 # --- the engine ---------------------------------------------------------------
 
 
-def engine_script(*args: str, base: bool = True) -> None:
-    """Run docker-engine.sh (root), making the base image the builds use unless ``base`` is false.
+def engine_script(*args: str, base: Optional[str] = BASE_IMAGE) -> subprocess.CompletedProcess[str]:
+    """Run docker-engine.sh (root), making ``base`` the base image the builds use (none if
+    None); returns the run that worked (its stderr names DOCKER_HOST in rootless mode).
 
     Right after it starts dockerd, dockerd may answer before it lists buildx and its
     snapshotter, and the script gives up; it is run again (without ``--wipe``: that is done)
-    twice, 3 s apart, before the failure counts.
+    twice, 3 s apart, before the failure counts. The integration tests call this too.
     """
     if not ENGINE_SCRIPT.is_file():
         raise BenchError(f"{ENGINE_SCRIPT} not found: set SAGECODE_ENGINE_SCRIPT to docker-engine.sh")
-    command = ["bash", str(ENGINE_SCRIPT), *(("--base-image", BASE_IMAGE) if base else ())]
+    command = ["bash", str(ENGINE_SCRIPT), *(("--base-image", base) if base else ())]
     for attempt in range(3):
         try:
-            run([*command, *(args if attempt == 0 else [a for a in args if a != "--wipe"])], timeout=600)
+            again = [a for a in args if a != "--wipe"]
+            return run([*command, *(args if attempt == 0 else again)], timeout=900)
         except BenchError:
             if attempt == 2:
                 raise
             time.sleep(3)
-        else:
-            return
+    raise AssertionError("unreachable")
 
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -112,7 +113,7 @@ def wipe_engine(base: bool = True) -> None:
     false: a restarted instance's engine holds nothing, and a restore or load that finds the
     base image's layer already unpacked skips it.
     """
-    engine_script("--wipe", base=base)
+    engine_script("--wipe", base=BASE_IMAGE if base else None)
     cold_caches()
 
 

@@ -15,11 +15,12 @@ from typing import Optional
 
 import pytest
 
+from bench import common as bench_common
 from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_SCRIPT = Path(os.environ.get("SAGECODE_ENGINE_SCRIPT", ROOT.parent / "shared/tools/docker-engine.sh"))
+ENGINE_SCRIPT = bench_common.ENGINE_SCRIPT
 BASE_IMAGE = os.environ.get("SAGECODE_TEST_BASE_IMAGE", "local/debian:bookworm")
 CA_BUNDLE = os.environ.get("SAGECODE_TEST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -50,16 +51,13 @@ def engine_up() -> bool:
     return probe.returncode == 0
 
 
-def engine_script(*args: str) -> None:
-    """docker-engine.sh with the tests' base image, tried twice: it sometimes comes up
-    without buildx or the containerd store on the first try (a known flake of this
-    machine's engine, not of the product). Fails the test with what it printed."""
-    for _attempt in (1, 2):
-        done = subprocess.run(["bash", str(ENGINE_SCRIPT), *args, "--base-image", BASE_IMAGE],
-                              check=False, capture_output=True, text=True, timeout=900)
-        if done.returncode == 0:
-            return
-    pytest.fail(f"docker-engine.sh {' '.join(args)} failed twice: {done.stderr.strip()[-500:]}")
+def engine_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """docker-engine.sh with the tests' base image, tried as the benchmarks try it
+    (:func:`bench.common.engine_script`). Fails the test with what it printed."""
+    try:
+        return bench_common.engine_script(*args, base=BASE_IMAGE)
+    except bench_common.BenchError as exc:
+        pytest.fail(f"docker-engine.sh {' '.join(args)}: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 
 from imagebuild.manifest import Manifest
 from imagebuild.store import ImageStore
-from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, ROOT, need
+from tests.integration.conftest import ENGINE_SCRIPT, ROOT, engine_script, need
 from tests.integration.runtime_support import (
     SCRIPT,
     TEST_USER,
@@ -95,11 +95,7 @@ def rootless_engine(editor_image: Manifest, editor_state: Path) -> str:
     comes from the saved tar through ``python -m imagebuild restore``, as after a restart.
     """
     need(os.geteuid() == 0 and ENGINE_SCRIPT.is_file(), "needs root and docker-engine.sh")
-    done = subprocess.run(
-        ["bash", str(ENGINE_SCRIPT), "--mode", "rootless", "--user", TEST_USER, "--base-image", BASE_IMAGE],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = engine_script("--mode", "rootless", "--user", TEST_USER)
     host = re.search(r"DOCKER_HOST=(\S+)", done.stderr)
     assert host, done.stderr
     restore = subprocess.run(

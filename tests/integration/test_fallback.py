@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from imagebuild.store import ImageStore
-from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, SMALL, build_args, imagebuild, need
+from tests.integration.conftest import (
+    ENGINE_SCRIPT,
+    SMALL,
+    build_args,
+    engine_script,
+    imagebuild,
+    need,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -23,11 +30,7 @@ pytestmark = pytest.mark.engine
 def rootless_host() -> str:
     """DOCKER_HOST of a rootless engine run by ec2-user, with the base image."""
     need(os.geteuid() == 0 and ENGINE_SCRIPT.is_file(), "needs root and docker-engine.sh")
-    done = subprocess.run(
-        ["bash", str(ENGINE_SCRIPT), "--mode", "rootless", "--user", "ec2-user", "--base-image", BASE_IMAGE],
-        check=False, capture_output=True, text=True, timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
+    done = engine_script("--mode", "rootless", "--user", "ec2-user")
     match = re.search(r"DOCKER_HOST=(\S+)", done.stderr)
     assert match, done.stderr
     return match.group(1)

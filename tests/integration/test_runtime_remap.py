@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from imagebuild.manifest import Manifest
-from tests.integration.conftest import BASE_IMAGE, ENGINE_SCRIPT, IN_CI, ROOT, need
+from tests.integration.conftest import ENGINE_SCRIPT, IN_CI, ROOT, engine_script, need
 from tests.integration.credential_support import (
     MOTO_ACCOUNT,
     MOTO_KEYS,
@@ -45,10 +45,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.image, pytest.mark.wipe]
 
 def switch_engine(mode: str) -> None:
     """Run docker-engine.sh in ``mode`` (restarts the system daemon when the mode changes)."""
-    subprocess.run(
-        ["bash", str(ENGINE_SCRIPT), "--mode", mode, "--user", TEST_USER, "--base-image", BASE_IMAGE],
-        check=True, capture_output=True, timeout=900,
-    )  # fmt: skip
+    engine_script("--mode", mode, "--user", TEST_USER)
 
 
 @pytest.fixture(scope="module")

@@ -64,10 +64,10 @@ def test_engine_script_runs_again_without_the_wipe_when_dockerd_is_not_ready(
 
     monkeypatch.setattr(common, "run", run)
     monkeypatch.setattr(common.time, "sleep", lambda _: None)
-    common.engine_script("--wipe", base=False)
+    common.engine_script("--wipe", base=None)
     assert calls == [["bash", str(script), "--wipe"], ["bash", str(script)], ["bash", str(script)]]
     calls.clear()
     failures = 3  # the third failure counts
     with pytest.raises(common.BenchError, match="engine is up"):
-        common.engine_script(base=False)
+        common.engine_script(base=None)
     assert len(calls) == 3
