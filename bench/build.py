@@ -9,12 +9,15 @@
   deleted too: a second machine that has only the registry;
 - **bump with the engine's data kept** (the opt-in ``SAGECODE_ENGINE_DATA=volume``, local
   cache only): ``runtime.enginedata on`` moves the engine's data into the state folder, as
-  the lifecycle hook does, one build fills it, then for each of ``rounds`` more versions
-  after vN dockerd and containerd are restarted with their data in place, as that mode's
+  the lifecycle hook does, one build of vN fills it, then for each of ``rounds`` other
+  versions (vN is npm's newest, so v(N-1), v(N-2)... back down: versions that engine has
+  not built) dockerd and containerd are restarted with their data in place, as that mode's
   restart does, and the version is built with the default cache mode (which exports no
   second copy of the cache there); ``enginedata off --purge`` puts the engine back;
-- **cold** (the predecessor's rebuild after a restart): the engine wiped, the same version
-  built with ``--no-cache`` and no cache export, in a throwaway state folder.
+- **cold** (the predecessor's rebuild after a restart): the engine wiped, ``rounds`` of
+  v1..vN built with ``--no-cache`` and no cache export, in a throwaway state folder.
+
+Where GitHub is unreachable the chain starts no earlier than :data:`NPM_ONLY_OLDEST`.
 
 ``build`` bumps code-server in ``base,node,code-server,entrypoint`` (``--layers all``: every
 layer; see the README on the full image's cache on this engine); ``registry`` makes the same
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +57,7 @@ from bench.common import (
     wipe_engine,
 )
 from imagebuild.config import BuildConfig
+from imagebuild.github import GITHUB_API
 
 
 @dataclass(frozen=True)
@@ -72,16 +77,62 @@ CODE_SERVER_ALL = Bump("--code-server", "code-server", ())
 CODE_SERVER_GITHUB = Bump("--code-server", "code-server", CODE_SERVER.layers, "github")
 
 
-def versions(package: str, count: int) -> list[str]:
-    """The newest ``count`` stable releases of ``package`` on npm, oldest first."""
+# The oldest code-server that builds from npm where GitHub is unreachable: 4.116.0's
+# @vscode/ripgrep downloads ripgrep from GitHub in its install script (1.18.0, in 4.134.0
+# and later, takes it from npm), and 4.133.0 fails in the same step (measured 2026-12-05).
+NPM_ONLY_OLDEST = "4.134.0"
+
+
+def github_reachable() -> bool:
+    """True when GitHub's API (which those install scripts call) answers at all within 5 s."""
+    try:
+        urllib.request.urlopen(f"{GITHUB_API}/", timeout=5).close()  # noqa: S310 (an https constant)
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def versions(package: str, oldest: str = "") -> list[str]:
+    """The stable releases of ``package`` on npm (none older than ``oldest``), oldest first."""
     npm = shutil.which("npm")
     if npm is None:
         raise BenchError("npm is not on PATH: it lists the versions to build")
     out = run([npm, "view", package, "versions", "--json"], timeout=120).stdout
     stable = [v for v in json.loads(out) if all(part.isdigit() for part in v.split("."))]
-    if len(stable) < count:
-        raise BenchError(f"npm lists only {len(stable)} stable {package} versions")
-    return stable[-count:]
+    return [v for v in stable if _key(v) >= _key(oldest)] if oldest else stable
+
+
+def buildable(package: str) -> list[str]:
+    """:func:`versions` that build from npm on this machine: on one without GitHub, code-server
+    from :data:`NPM_ONLY_OLDEST` on."""
+    oldest = NPM_ONLY_OLDEST if package == "code-server" and not github_reachable() else ""
+    return versions(package, oldest)
+
+
+def newest(every: list[str], count: int, flag: str = "--bumps") -> list[str]:
+    """The newest ``count`` of ``every`` (oldest first); too few is an error naming ``flag``."""
+    if len(every) < count:
+        raise BenchError(f"only {len(every)} code-server versions build here ({every[0]} to {every[-1]}; "
+                         f"where GitHub is unreachable, older ones cannot): lower {flag}")  # fmt: skip
+    return every[-count:]
+
+
+def walk_back(every: list[str], count: int) -> list[str]:
+    """``count`` versions to build after the newest of ``every``, which npm has nothing newer
+    than: the ones before it, newest first (versions the engine has not built since its fill)."""
+    newest(every, count + 1, "--rounds")
+    return every[-2 : -count - 2 : -1]
+
+
+def cycle(chain: list[str], count: int) -> list[str]:
+    """``count`` versions from ``chain``, starting again at its start when it runs out."""
+    return [chain[n % len(chain)] for n in range(count)]
 
 
 def build(state: Path, bump: Bump, version: str, cache_ref: str = "", *, cold: bool = False,
@@ -183,8 +234,9 @@ def healthy_registry(addr: str) -> bool:
 def bench(rounds: int, bumps: int, bump: Bump, cache_ref: str = "") -> list[Row]:
     """Seed, no-op rebuilds, ``bumps`` version bumps after wipes, ``rounds`` cold baselines."""
     # the local-cache run adds `rounds` bumps with the engine's data kept (the opt-in mode)
-    every = versions(bump.package, bumps + 1 + (0 if cache_ref else rounds))
-    chain, kept_chain = every[: bumps + 1], every[bumps + 1 :]
+    every = buildable(bump.package)
+    chain = newest(every, bumps + 1)
+    kept_chain = [] if cache_ref else walk_back(every, rounds)
     where = f"registry cache {cache_ref}" if cache_ref else "cache dir kept"
     say(f"{bump.package} versions: {' -> '.join(chain + kept_chain)} ({where})")
     state = Path(tempfile.mkdtemp(prefix="sagecode-bench-build-", dir="/var/tmp"))
@@ -208,7 +260,7 @@ def bench(rounds: int, bumps: int, bump: Bump, cache_ref: str = "") -> list[Row]
         tar_bytes = dir_bytes(state / "images")
         cache_bytes = dir_bytes(state / "cache")
         kept, held = kept_bumps(state, bump, chain[-1], kept_chain) if kept_chain else ([], 0)
-        cold = cold_builds(bump, chain[1 : rounds + 1])
+        cold = cold_builds(bump, cycle(chain[1:], rounds))
     finally:
         clean(state)
         subprocess.run(["docker", "buildx", "prune", "-af"], capture_output=True, check=False)

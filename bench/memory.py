@@ -89,7 +89,7 @@ def one(version: str, cache: bool, limit: int) -> tuple[float, int]:
 
 def bench(rounds: int, limit_gb: float) -> list[Row]:
     """``rounds`` cold full builds with the cache exported (mode=max), and without."""
-    version = versions("code-server", 1)[0]
+    version = versions("code-server")[-1]
     limit = int(limit_gb * 2**30)
     ours: list[tuple[float, int]] = []
     base: list[tuple[float, int]] = []

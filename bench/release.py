@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench import fakegithub, restart
-from bench.build import CODE_SERVER_GITHUB, build, cold_builds, versions
+from bench.build import CODE_SERVER_GITHUB, build, cold_builds, cycle, newest, versions
 from bench.common import Row, clean, say, wipe_engine
 
 
@@ -29,7 +29,7 @@ def bench(state: Path, rounds: int, bumps: int) -> list[Row]:
     """Seed, ``bumps`` bumps after wipes, ``rounds`` cold builds, all from the fake GitHub."""
     manifest = restart.current(state)
     restart.restore(state)  # the npm-built code-server the tarballs are made of
-    chain = versions("code-server", bumps + 1)
+    chain = newest(versions("code-server"), bumps + 1)
     say(f"release path, code-server {' -> '.join(chain)} (tarballs from {manifest.image})")
     folder = Path(tempfile.mkdtemp(prefix="sagecode-bench-release-", dir="/var/tmp"))
     scratch = folder / "state"
@@ -48,7 +48,7 @@ def bench(state: Path, rounds: int, bumps: int) -> list[Row]:
                 wipe_engine()
                 bumped.append(build(scratch, CODE_SERVER_GITHUB, version, extra_env=fake.env))
                 say(f"bump to {version} after a wipe (release path): {bumped[-1]:.0f} s")
-            cold = cold_builds(CODE_SERVER_GITHUB, chain[1 : rounds + 1], extra_env=fake.env)
+            cold = cold_builds(CODE_SERVER_GITHUB, cycle(chain[1:], rounds), extra_env=fake.env)
         size = tarballs[0].stat().st_size
     finally:
         clean(folder)
