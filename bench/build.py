@@ -17,7 +17,7 @@
 - **cold** (the predecessor's rebuild after a restart): the engine wiped, ``rounds`` of
   v1..vN built with ``--no-cache`` and no cache export, in a throwaway state folder.
 
-Where GitHub is unreachable the chain starts no earlier than :data:`NPM_ONLY_OLDEST`.
+Where GitHub is unreachable the chain starts no earlier than :data:`NPM_WITHOUT_GITHUB`.
 
 ``build`` bumps code-server in ``base,node,code-server,entrypoint`` (``--layers all``: every
 layer; see the README on the full image's cache on this engine); ``registry`` makes the same
@@ -58,6 +58,7 @@ from bench.common import (
 )
 from imagebuild.config import BuildConfig
 from imagebuild.github import GITHUB_API
+from imagebuild.layers.code_server import NPM_WITHOUT_GITHUB
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,6 @@ CODE_SERVER = Bump("--code-server", "code-server", ("--without", "shell,awscli,m
 CODE_SERVER_ALL = Bump("--code-server", "code-server", ())
 # code-server from its GitHub release tarball (a fake GitHub here: bench/fakegithub.py).
 CODE_SERVER_GITHUB = Bump("--code-server", "code-server", CODE_SERVER.layers, "github")
-
-
-# The oldest code-server that builds from npm where GitHub is unreachable: 4.116.0's
-# @vscode/ripgrep downloads ripgrep from GitHub in its install script (1.18.0, in 4.134.0
-# and later, takes it from npm), and 4.133.0 fails in the same step (measured 2026-12-05).
-NPM_ONLY_OLDEST = "4.134.0"
 
 
 def github_reachable() -> bool:
@@ -110,8 +105,8 @@ def versions(package: str, oldest: str = "") -> list[str]:
 
 def buildable(package: str) -> list[str]:
     """:func:`versions` that build from npm on this machine: on one without GitHub, code-server
-    from :data:`NPM_ONLY_OLDEST` on."""
-    oldest = NPM_ONLY_OLDEST if package == "code-server" and not github_reachable() else ""
+    from :data:`NPM_WITHOUT_GITHUB` on."""
+    oldest = NPM_WITHOUT_GITHUB if package == "code-server" and not github_reachable() else ""
     return versions(package, oldest)
 
 

@@ -20,8 +20,9 @@ from typing import Optional
 from imagebuild import cache, layers
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
-from imagebuild.engine import BuildRequest, Capabilities, Engine
+from imagebuild.engine import BuildFailedError, BuildRequest, Capabilities, Engine
 from imagebuild.errors import EngineError
+from imagebuild.layers.code_server import NPM_WITHOUT_GITHUB
 from imagebuild.locking import exclusive
 from imagebuild.manifest import Manifest
 from imagebuild.registry import manifest_labels
@@ -99,7 +100,13 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
         request = _engine_keeps_cache(request, p.config, caps, console)
         request = _within_room(request, p.config, store, console)
         console.step(f"building {p.image} ({_summary(p.versions)})")
-        _run_build(engine, request, store, tar, console)
+        try:
+            _run_build(engine, request, store, tar, console)
+        except BuildFailedError as exc:
+            hint = _needs_github(exc, p.versions)
+            if hint is None:
+                raise
+            raise hint from exc
     if not caps.multi_output:
         _save_with_docker(p, engine, store, tar, console)
     saved = store.commit(tar, _with_compression(p.manifest(), caps))
@@ -124,6 +131,17 @@ def _run_build(engine: Engine, request: BuildRequest, store: ImageStore, tar: Pa
     except BaseException:
         tar.unlink(missing_ok=True)
         raise
+
+
+def _needs_github(exc: BuildFailedError, versions: Mapping[str, str]) -> Optional[EngineError]:
+    """The fix for code-server from npm whose install script could not reach GitHub."""
+    if versions.get("code-server-source") != "npm" or not any(h.endswith("github.com") for h in exc.hosts):
+        return None
+    return EngineError(exc.what, (
+        f"code-server {versions.get('code-server')} from npm runs an install script that downloads from"
+        f" GitHub, which this machine cannot reach (releases before {NPM_WITHOUT_GITHUB} fetch ripgrep"
+        f" there): pin --code-server {NPM_WITHOUT_GITHUB} or later, or build where GitHub is reachable"
+    ))  # fmt: skip
 
 
 def push(p: Plan, engine: Engine, refs: list[str], console: Console) -> None:

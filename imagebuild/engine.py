@@ -140,16 +140,19 @@ class Engine:
         cmd = [*self._call("docker buildx build", lambda: self.docker.client_config.docker_cmd),
                *request.argv()]
         tail: list[str] = []
+        hosts: dict[str, None] = {}  # hosts a step could not resolve, in order
         try:
             for _, raw in _stream(cmd):
                 line = raw.decode(errors="replace").rstrip()
                 tail = [*tail[-19:], line]
+                hosts.update(dict.fromkeys(unresolved(line)))
                 on_line(line)
         except DockerException as exc:
-            raise EngineError(
-                f"the image build failed: {_last_error(tail)}",
-                "see the build output above; fix the input or rerun (finished steps are cached)",
-            ) from exc
+            fix = "see the build output above; fix the input or rerun (finished steps are cached)"
+            if hosts:
+                fix = (f"a step could not resolve {', '.join(hosts)}: give the build a way there"
+                       " (HTTPS_PROXY, a mirror) or choose a source that needs none; see the output above")
+            raise BuildFailedError(f"the image build failed: {_last_error(tail)}", fix, tuple(hosts)) from exc
 
     def image_id(self, ref: str) -> Optional[str]:
         """The image's id, or None when the engine does not have it."""
@@ -267,6 +270,28 @@ def _engine_error(what: str, exc: DockerException) -> EngineError:
     if "Cannot connect to the Docker daemon" in detail or "docker daemon" in detail.lower():
         return EngineError(f"{what}: the Docker engine is not running", "start Docker, then retry")
     return EngineError(f"{what} failed: {detail}", "see `sagecode doctor`")
+
+
+# How a step says it could not resolve a host: Node (npm's install scripts), curl, wget, apt.
+_UNRESOLVED = re.compile(
+    r"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) ([\w.-]+)"
+    r"|Could not resolve host: ([\w.-]+)"
+    r"|unable to resolve host address .([\w.-]+)."
+    r"|Temporary failure resolving .([\w.-]+)."
+)
+
+
+def unresolved(line: str) -> list[str]:
+    """The hosts ``line`` of a build's output says could not be resolved."""
+    return [next(g for g in m.groups() if g) for m in _UNRESOLVED.finditer(line)]
+
+
+class BuildFailedError(EngineError):
+    """The build failed; ``hosts`` are those a step could not resolve on the way."""
+
+    def __init__(self, what: str, fix: str, hosts: tuple[str, ...] = ()) -> None:
+        super().__init__(what, fix)
+        self.hosts = hosts
 
 
 def _last_error(lines: Sequence[str]) -> str:

@@ -20,6 +20,10 @@ BUILD_TOOLS = ("g++", "make", "pkg-config", "libkrb5-dev", "python3")
 PLATFORMS = ("amd64", "arm64")
 NODE_ARCH = {"amd64": "x64", "arm64": "arm64"}
 GITHUB_ASSET = "code-server-{version}-linux-{platform}.tar.gz"
+# The oldest release whose npm install needs no GitHub: 4.116.0's @vscode/ripgrep 1.17
+# downloads ripgrep from GitHub in its install script (1.18, from 4.134.0 on, takes it from
+# npm), and 4.133.0 fails in the same step (measured 2026-12-05, GitHub unreachable).
+NPM_WITHOUT_GITHUB = "4.134.0"
 
 
 def asset_name(version: str, platform: str) -> str:
