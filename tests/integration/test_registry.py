@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.build import versions
+from bench.build import buildable, newest
 from imagebuild.store import ImageStore
 from tests.integration.conftest import SMALL, build_args, imagebuild, need
 from tests.integration.test_spine import simulate_restart
@@ -177,7 +177,7 @@ def test_code_server_bump_on_a_second_machine_uses_the_registry_cache(
     build-tools steps come from the registry, code-server's download runs again, its native
     modules come from the registry when N has the same ones as N-1, and the image holds N."""
     need(shutil.which("npm") is not None, "npm is not on PATH (it lists code-server's releases)")
-    older, newer = versions("code-server", 2)
+    older, newer = newest(buildable("code-server"), 2)
     monkeypatch.setenv("SAGECODE_CACHE_MODE", "max")
     cache = f"{registry}/sagecode-cache:bump"
     layers = ("--without", "shell,awscli,mise,agents,editor")
