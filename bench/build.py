@@ -113,8 +113,8 @@ def buildable(package: str) -> list[str]:
 def newest(every: list[str], count: int, flag: str = "--bumps") -> list[str]:
     """The newest ``count`` of ``every`` (oldest first); too few is an error naming ``flag``."""
     if len(every) < count:
-        raise BenchError(f"only {len(every)} code-server versions build here ({every[0]} to {every[-1]}; "
-                         f"where GitHub is unreachable, older ones cannot): lower {flag}")  # fmt: skip
+        span = f" ({every[0]} to {every[-1]}; without GitHub, older ones cannot)" if every else ""
+        raise BenchError(f"only {len(every)} code-server versions build here{span}: lower {flag}")
     return every[-count:]
 
 

@@ -41,6 +41,8 @@ def test_too_few_versions_name_the_flag_to_lower() -> None:
     assert build.newest(every, 2) == ["4.135.0", "4.136.2"]
     with pytest.raises(BenchError, match=r"only 3 code-server versions build here .*lower --bumps"):
         build.newest(every, 4)
+    with pytest.raises(BenchError, match="only 0 code-server versions build here: lower --bumps"):
+        build.newest([], 1)
 
 
 def test_kept_data_bumps_walk_back_through_versions_the_engine_has_not_built() -> None:
