@@ -110,7 +110,7 @@ def image_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def dev_image(docker_engine: None, image_state: Path) -> Iterator[Manifest]:
+def dev_image(docker_engine: None, image_state: Path) -> Manifest:
     """The full developer image, built once per run through the real CLI."""
     imagebuild(image_state, *build_args())
     current = ImageStore(image_state / "images").current()

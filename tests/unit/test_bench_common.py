@@ -12,7 +12,7 @@ from bench import common
 
 def test_cold_caches_syncs_then_drops_every_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(common.subprocess, "run", lambda argv, **_: calls.append(argv))
+    monkeypatch.setattr("bench.common.subprocess.run", lambda argv, **_: calls.append(argv))
     knob = tmp_path / "drop_caches"
     knob.write_text("0\n")
     monkeypatch.setattr(common, "DROP_CACHES", knob)
@@ -22,7 +22,7 @@ def test_cold_caches_syncs_then_drops_every_cache(tmp_path: Path, monkeypatch: p
 
 
 def test_cold_caches_without_root_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(common.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr("bench.common.subprocess.run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
     monkeypatch.setattr(common, "DROP_CACHES", tmp_path / "missing" / "drop_caches")
     with pytest.raises(common.BenchError, match="run the benchmarks as root"):
         common.cold_caches()
@@ -63,7 +63,7 @@ def test_engine_script_runs_again_without_the_wipe_when_dockerd_is_not_ready(
             raise common.BenchError("docker-engine: engine is up but buildx is missing")
 
     monkeypatch.setattr(common, "run", run)
-    monkeypatch.setattr(common.time, "sleep", lambda _: None)
+    monkeypatch.setattr("bench.common.time.sleep", lambda _: None)
     common.engine_script("--wipe", base=None)
     assert calls == [["bash", str(script), "--wipe"], ["bash", str(script)], ["bash", str(script)]]
     calls.clear()

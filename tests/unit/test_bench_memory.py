@@ -33,7 +33,7 @@ def test_sampler_marks_a_build_over_the_limit(monkeypatch: pytest.MonkeyPatch) -
     calls: list[list[str]] = []
     monkeypatch.setattr(memory, "rss_bytes", lambda names=memory.DAEMONS: 5 << 30)
     monkeypatch.setattr(memory, "INTERVAL_S", 0.01)
-    monkeypatch.setattr(memory.subprocess, "run", lambda argv, **kw: calls.append(argv))
+    monkeypatch.setattr("bench.memory.subprocess.run", lambda argv, **kw: calls.append(argv))
     with memory.PeakSampler(4 << 30) as sampler:
         time.sleep(0.2)
     assert sampler.over

@@ -16,7 +16,7 @@ NPM = ["4.9.0", "4.116.0", "4.133.0", "4.134.0", "4.135.0-rc.1", "4.135.0", "4.1
 @pytest.fixture
 def npm(monkeypatch: pytest.MonkeyPatch) -> None:
     """``npm view code-server versions --json`` answering with :data:`NPM`."""
-    monkeypatch.setattr(build.shutil, "which", lambda _: "/usr/bin/npm")
+    monkeypatch.setattr("bench.build.shutil.which", lambda _: "/usr/bin/npm")
 
     def run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         assert argv[1:] == ["view", "code-server", "versions", "--json"]

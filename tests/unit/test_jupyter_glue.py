@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # sagecode_jupyter is its own distribution (jupyter/pyproject.toml) for the Jupyter
 # server's environment, not part of the project venv: import it from the source tree.
 sys.path.insert(0, str(ROOT / "jupyter"))
-from sagecode_jupyter import server, settings  # noqa: E402
+import sagecode_jupyter.server as server  # noqa: E402
+import sagecode_jupyter.settings as settings  # noqa: E402
 
 WRAPPER = Path("/state/venv/bin/code-server")
 WORKSPACE = Path("/home/u/SageMaker")

@@ -21,6 +21,7 @@ from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.errors import UsageError, VersionError
 from imagebuild.layers import code_server
+from imagebuild.layers.model import Copy
 from imagebuild.versions import NpmClient
 from tests.conftest import VERSIONS
 from tests.unit.layer_fixtures import run_sh, script, serve
@@ -175,7 +176,7 @@ def test_code_server_stage_trims_for_the_platform(config: BuildConfig, source: s
     assert layer.stages[-1].name == "code-server"
     assert layer.stages[-1].run[-1].endswith("\ntrim-code-server /opt/code-server arm64")
     assert code_server.TRIM in next(s for s in layer.stages if s.name == f"code-server{tools}").files
-    assert layer.copies == (code_server.Copy("code-server", "/opt/code-server", "/opt/code-server"),)
+    assert layer.copies == (Copy("code-server", "/opt/code-server", "/opt/code-server"),)
 
 
 def test_npm_download_is_trimmed_in_its_own_step(config: BuildConfig) -> None:
