@@ -59,6 +59,7 @@ from bench.common import (
 from imagebuild.config import BuildConfig
 from imagebuild.github import GITHUB_API
 from imagebuild.layers.code_server import NPM_WITHOUT_GITHUB
+from imagebuild.versions import semver_key
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,6 @@ def github_reachable() -> bool:
     return True
 
 
-def _key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
-
-
 def versions(package: str, oldest: str = "") -> list[str]:
     """The stable releases of ``package`` on npm (none older than ``oldest``), oldest first."""
     npm = shutil.which("npm")
@@ -100,7 +97,7 @@ def versions(package: str, oldest: str = "") -> list[str]:
         raise BenchError("npm is not on PATH: it lists the versions to build")
     out = run([npm, "view", package, "versions", "--json"], timeout=120).stdout
     stable = [v for v in json.loads(out) if all(part.isdigit() for part in v.split("."))]
-    return [v for v in stable if _key(v) >= _key(oldest)] if oldest else stable
+    return [v for v in stable if semver_key(v) >= semver_key(oldest)] if oldest else stable
 
 
 def buildable(package: str) -> list[str]:

@@ -71,10 +71,10 @@ def validate_version(name: str, spec: str, *, ranges: bool = False, example: str
 
 def highest_semver(versions: Iterable[str]) -> str:
     """The highest of ``versions`` by semver precedence (a pre-release sorts below its release)."""
-    return max(versions, key=_semver_key)
+    return max(versions, key=semver_key)
 
 
-def _semver_key(version: str) -> tuple[int, int, int, int, str]:
+def semver_key(version: str) -> tuple[int, int, int, int, str]:
     match = _SEMVER.fullmatch(version)
     if match is None:
         raise VersionError(f"{version!r} is not a semantic version")

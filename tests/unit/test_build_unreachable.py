@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from python_on_whales import DockerException
@@ -13,10 +12,11 @@ from python_on_whales import DockerException
 from imagebuild import builder, engine
 from imagebuild.config import BuildConfig
 from imagebuild.console import Console
-from imagebuild.engine import BuildFailedError, BuildRequest, Capabilities, OnLine
+from imagebuild.engine import BuildFailedError, BuildRequest, OnLine
 from imagebuild.errors import EngineError
 from imagebuild.layers.code_server import NPM_WITHOUT_GITHUB
 from tests.conftest import VERSIONS
+from tests.unit.test_builder_cache import FakeEngine
 
 # What the build printed when 4.116.0's @vscode/ripgrep could not reach GitHub (2026-12-06).
 RIPGREP = [
@@ -68,25 +68,17 @@ class _Client:
         docker_cmd = ("docker",)
 
 
-class _FailingEngine:
+class _FailingEngine(FakeEngine):
     """An engine whose build fails as a step that could not resolve ``hosts`` does."""
 
     def __init__(self, hosts: tuple[str, ...]) -> None:
+        super().__init__()
         self.hosts = hosts
-
-    def capabilities(self) -> Capabilities:
-        return Capabilities("26.1.5", "v0.13.1", "docker", True)
-
-    def ensure_image(self, ref: str) -> None:
-        """The base image is present."""
 
     def build(self, request: BuildRequest, on_line: OnLine) -> None:
         assert request.tar is not None
         request.tar.write_bytes(b"half an image")
         raise BuildFailedError("the image build failed: exit code: 1", FIX, self.hosts)
-
-    def image_id(self, ref: str) -> Optional[str]:
-        return None
 
 
 def _fails(config: BuildConfig, hosts: tuple[str, ...], source: str) -> EngineError:
