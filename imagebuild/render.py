@@ -11,7 +11,8 @@ Stage layout:
   tools stay out of the final image;
 - ``image``: ``base`` plus each layer's copies and env in layer order (layers are
   ordered by how often they change, so a change invalidates only what follows it), then
-  every layer's files in one step and every layer's local steps in one more.
+  every layer's files and links in one step (and the local steps of a layer that has
+  any, such as kiro's, in one more).
 
 Why so few final steps: BuildKit's cache export walks every path through the steps'
 cache keys (moby/buildkit#5005), and with one COPY or RUN per file and link (25 steps)
@@ -52,6 +53,8 @@ class BuildDefinition:
     content: str
     #: File modes by context path; the files' own modes on disk never reach the image.
     modes: Mapping[str, int] = field(default_factory=dict)
+    #: Symbolic links by context path, and their targets.
+    links: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def short(self) -> str:
@@ -66,6 +69,10 @@ class BuildDefinition:
             _make_dirs(context, dest.parent)
             shutil.copy2(src, dest)
             dest.chmod(self.modes.get(rel, 0o644))
+        for rel, target in self.links.items():
+            dest = context / rel
+            _make_dirs(context, dest.parent)
+            dest.symlink_to(target)
         dockerfile = context / "Dockerfile"
         dockerfile.write_text(self.dockerfile)
         return dockerfile
@@ -74,11 +81,12 @@ class BuildDefinition:
 def render(layers: Sequence[Layer], base_image: str) -> BuildDefinition:
     """Render ``layers`` on ``base_image`` into a build definition."""
     files, modes = _context_files(layers)
+    links = {_rootfs_name(link.path): link.target for layer in layers for link in layer.links}
     parts = [_base_stage(layers, base_image)]
     parts += [_stage(s) for layer in layers for s in layer.stages]
     parts.append(_final_stage(layers))
     text = "\n".join(parts)
-    return BuildDefinition(text, files, _content_hash(text, files, modes), modes)
+    return BuildDefinition(text, files, _content_hash(text, files, modes, links), modes, links)
 
 
 def _make_dirs(context: Path, directory: Path) -> None:
@@ -132,10 +140,11 @@ def _final_stage(layers: Sequence[Layer]) -> str:
         lines.append(f"# layer {layer.name} {layer.version}".rstrip() + f": {layer.summary}")
         lines += [_copy(c) for c in layer.copies]
         lines += [_env(layer.env)] if layer.env else []
-    if any(layer.files for layer in layers):
-        lines.append("# every layer's files, laid out in the context as in the image")
+    if any(layer.files or layer.links for layer in layers):
+        lines.append("# every layer's files and links, laid out in the context as in the image")
         lines.append(f"COPY --link {ROOTFS}/ /")
-    # Local steps only (links, config), in layer order; downloads belong in a stage.
+    # Local steps only, in layer order; downloads belong in a stage. BuildKit assembles
+    # every layer's snapshot to run them, so layers use links and base-stage setup instead.
     lines += _local_run(step for layer in layers for step in layer.run)
     entry = [layer.entrypoint for layer in layers if layer.entrypoint]
     if entry:
@@ -171,6 +180,10 @@ def _context_name(file: File) -> str:
     return f"files/{file.source}"
 
 
+def _rootfs_name(dest: str) -> str:
+    return f"{ROOTFS}/{dest.lstrip('/')}"
+
+
 def _context_files(layers: Sequence[Layer]) -> tuple[dict[str, Path], dict[str, int]]:
     """Build helpers, stage files by source name, layer files at their place under rootfs/."""
     files = {f"build/{p.name}": p for p in sorted(SCRIPTS_DIR.glob("*.sh"))}
@@ -178,14 +191,17 @@ def _context_files(layers: Sequence[Layer]) -> tuple[dict[str, Path], dict[str, 
     for f in (f for layer in layers for s in layer.stages for f in s.files):
         files[_context_name(f)], modes[_context_name(f)] = f.path, f.mode
     for f in (f for layer in layers for f in layer.files):
-        rel = f"{ROOTFS}/{f.dest.lstrip('/')}"
+        rel = _rootfs_name(f.dest)
         files[rel], modes[rel] = f.path, f.mode
     return files, modes
 
 
-def _content_hash(dockerfile: str, files: Mapping[str, Path], modes: Mapping[str, int]) -> str:
+def _content_hash(dockerfile: str, files: Mapping[str, Path], modes: Mapping[str, int],
+                  links: Mapping[str, str]) -> str:
     digest = hashlib.sha256(dockerfile.encode())
     for rel in sorted(files):
         head = f"{rel}\0{modes.get(rel, 0o644):o}\0".encode()
         digest.update(head + files[rel].read_bytes() + b"\0")
+    for rel in sorted(links):
+        digest.update(f"{rel}\0->\0{links[rel]}\0".encode())
     return digest.hexdigest()

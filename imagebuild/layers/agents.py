@@ -9,7 +9,7 @@ image's files but seeds the first-start script merges into the user's home, once
 from __future__ import annotations
 
 from imagebuild.layers.entrypoint import seed_files
-from imagebuild.layers.model import Copy, File, Layer, Stage, Want
+from imagebuild.layers.model import Copy, File, Layer, Link, Stage, Want
 
 PREFIX = "/opt/agents"
 COMMANDS = ("claude", "cline")
@@ -53,7 +53,7 @@ def layer(claude_code: str, cline: str) -> Layer:
         files=seed_files("agents", SEEDS),
         # The prefix belongs to root and is rebuilt with the image: no self-updates.
         env=(("DISABLE_AUTOUPDATER", "1"),),
-        run=(" && ".join(f"ln -sf {PREFIX}/bin/{c} /usr/local/bin/{c}" for c in COMMANDS),),
+        links=tuple(Link(f"/usr/local/bin/{c}", f"{PREFIX}/bin/{c}") for c in COMMANDS),
         verify=(
             f"claude --version | grep -q '{claude_code}'",
             f"cline --version | grep -q '{cline}'",

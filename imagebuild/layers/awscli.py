@@ -10,7 +10,7 @@ steps and the verification script are tested here, against a local fixture.
 from __future__ import annotations
 
 from imagebuild.errors import UsageError
-from imagebuild.layers.model import Copy, File, Layer, Stage, Want
+from imagebuild.layers.model import Copy, File, Layer, Link, Stage, Want
 
 PREFIX = "/opt/awscli"
 SOURCES = ("pypi", "v2")
@@ -81,7 +81,7 @@ def layer(version: str, source: str, platform: str) -> Layer:
         version=version,
         stages=(stage,),
         copies=(Copy("awscli", PREFIX, PREFIX),),
-        run=(f"ln -sf {PREFIX}/bin/aws {PREFIX}/bin/aws_completer /usr/local/bin/",),
+        links=tuple(Link(f"/usr/local/bin/{c}", f"{PREFIX}/bin/{c}") for c in ("aws", "aws_completer")),
         verify=(
             f"aws --version 2>&1 | grep -q '^aws-cli/{version} '",
             # reads a service model (gzipped on the PyPI path)

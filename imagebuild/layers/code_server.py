@@ -10,7 +10,7 @@ import shlex
 from typing import Optional
 
 from imagebuild.errors import UsageError
-from imagebuild.layers.model import Copy, File, Layer, Stage
+from imagebuild.layers.model import Copy, File, Layer, Link, Stage
 
 PREFIX = "/opt/code-server"
 # The packages that compile, with what they need to build, copied apart (builder stages only).
@@ -125,10 +125,10 @@ def layer(version: str, source: str, url: str = "", sha256: Optional[str] = None
         stages = npm_stages(version, platform)
         # A launcher pinned to the image's Node, not a link that finds `node` on PATH.
         files: tuple[File, ...] = (File("code-server.sh", "/usr/local/bin/code-server", 0o755),)
-        run: tuple[str, ...] = ()
+        links: tuple[Link, ...] = ()
     elif source == "github":
         stages = (github_stage(url, sha256, platform),)
-        files, run = (), (f"ln -sf {PREFIX}/bin/code-server /usr/local/bin/code-server",)
+        files, links = (), (Link("/usr/local/bin/code-server", f"{PREFIX}/bin/code-server"),)
     else:
         raise UsageError(f"unknown code-server source {source!r}", "use auto, github or npm")
     return Layer(
@@ -138,7 +138,7 @@ def layer(version: str, source: str, url: str = "", sha256: Optional[str] = None
         stages=stages,
         copies=(Copy("code-server", PREFIX, PREFIX),),
         files=files,
-        run=run,
+        links=links,
         # The first run also prints where it wrote its config, so look for the line.
         verify=(f"code-server --version | grep -q '^{version} '",),
     )

@@ -30,6 +30,15 @@ class File:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A symbolic link ``path`` -> ``target`` in the image (laid out in the context like a
+    ``File``, so no step has to run on the assembled image to make it)."""
+
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
 class Copy:
     """A path a stage produced, copied into the final image (or another stage)."""
 
@@ -67,7 +76,10 @@ class Layer:
     base stage, and ``setup`` steps (local, needing only those packages) run there after
     them, so they are cached with it and never rerun when a tool changes; ``stages`` make
     artifacts that ``copies`` bring into the final image; ``files``, ``env`` and ``run``
-    apply in the final stage in layer order; ``verify`` commands run inside the built image.
+    apply in the final stage in layer order, with ``links`` beside the files; ``run`` steps
+    (local only) run last on the assembled image, so BuildKit must merge every layer's
+    snapshot for them: prefer ``setup`` or ``links``; ``verify`` commands run inside the
+    built image.
     """
 
     name: str
@@ -79,6 +91,7 @@ class Layer:
     stages: tuple[Stage, ...] = ()
     copies: tuple[Copy, ...] = ()
     files: tuple[File, ...] = ()
+    links: tuple[Link, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     run: tuple[str, ...] = ()
     verify: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ from imagebuild.layers.model import File, Layer
 
 ZSHRC_D = "/etc/zsh/zshrc.d"
 # Appended once to the distribution's /etc/zsh/zshrc: zsh has no drop-in folder of its own.
+# A setup step of the base stage (where zsh is installed), not a step on the final image.
 SOURCE_ZSHRC_D = (
     "printf '\\n# sagecode: site-wide additions\\nfor f in %s/*.zsh(N); do source \"$f\"; done\\n' "
     f"{ZSHRC_D} >> /etc/zsh/zshrc"
@@ -25,7 +26,7 @@ def layer() -> Layer:
             File("shell/vimrc.local", "/etc/vim/vimrc.local"),
             File("shell/zshrc.zsh", f"{ZSHRC_D}/sagecode.zsh"),
         ),
-        run=(SOURCE_ZSHRC_D,),
+        setup=(SOURCE_ZSHRC_D,),
         verify=(
             "vim -es -N -u /etc/vim/vimrc -c 'if &tabstop != 4 | cquit | endif' -c 'qa!'",
             "zsh -ic 'print -r -- $PROMPT' | grep -q '%n'",

@@ -155,7 +155,11 @@ def test_pypi_is_the_default_source(config: BuildConfig) -> None:
     layer = next(x for x in layers.compose(config, VERSIONS) if x.name == "awscli")
     assert awscli.wants("latest", config.aws_cli_source) == (Want("awscli", "pypi", "awscli", "latest"),)
     assert "awscli==1.46.3" in layer.stages[0].run[0]
-    assert layer.run == ("ln -sf /opt/awscli/bin/aws /opt/awscli/bin/aws_completer /usr/local/bin/",)
+    assert {(x.path, x.target) for x in layer.links} == {
+        ("/usr/local/bin/aws", "/opt/awscli/bin/aws"),
+        ("/usr/local/bin/aws_completer", "/opt/awscli/bin/aws_completer"),
+    }
+    assert layer.run == ()
 
 
 def test_pypi_resolution_records_source(config: BuildConfig, monkeypatch: pytest.MonkeyPatch) -> None:

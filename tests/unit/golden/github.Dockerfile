@@ -4,7 +4,8 @@ ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 RUN v=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2); [ "$(printf '%s\n' 2.28 "$v" | sort -V | head -n1)" = 2.28 ] || { echo "error: the base image has glibc ${v:-unknown}; code-server needs glibc 2.28 or newer (use --base-image ubuntu:22.04 or newer)" >&2; exit 1; }
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh bash ca-certificates curl git less libgomp1 locales mandoc openssh-client procps python-is-python3 python3 python3-pip python3-venv tmux unzip vim zsh zstd
-RUN { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null; }
+RUN { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null; } && \
+    { printf '\n# sagecode: site-wide additions\nfor f in %s/*.zsh(N); do source "$f"; done\n' /etc/zsh/zshrc.d >> /etc/zsh/zshrc; }
 
 FROM base AS node
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,11 +61,7 @@ ENV DISABLE_AUTOUPDATER="1"
 # layer editor: code-server settings and curated extensions, applied at first start
 # layer entrypoint: dual-mode entrypoint (shell, code-server, or a command) and first start
 ENV SHELL="/bin/zsh" SAGECODE_AWS_REGION="us-east-1" SAGECODE_BEDROCK_MODEL="us.anthropic.claude-opus-4-6-v1"
-# every layer's files, laid out in the context as in the image
+# every layer's files and links, laid out in the context as in the image
 COPY --link rootfs/ /
-RUN { printf '\n# sagecode: site-wide additions\nfor f in %s/*.zsh(N); do source "$f"; done\n' /etc/zsh/zshrc.d >> /etc/zsh/zshrc; } && \
-    { ln -sf /opt/code-server/bin/code-server /usr/local/bin/code-server; } && \
-    { ln -sf /opt/awscli/bin/aws /opt/awscli/bin/aws_completer /usr/local/bin/; } && \
-    { ln -sf /opt/agents/bin/claude /usr/local/bin/claude && ln -sf /opt/agents/bin/cline /usr/local/bin/cline; }
 ENTRYPOINT ["/usr/local/bin/sagecode-entrypoint"]
 CMD []
