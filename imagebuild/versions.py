@@ -51,6 +51,7 @@ _NUMBER = r"(?:0|[1-9]\d*)"
 _EXACT = re.compile(rf"v?({_NUMBER}\.{_NUMBER}\.{_NUMBER})")
 _MAJOR = re.compile(rf"({_NUMBER})(?:\.x)?")
 _SEMVER = re.compile(rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})(?:-([0-9A-Za-z.-]+))?(?:\+.*)?")
+_EXACT_RELEASE = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}")
 NPM_FIX = "check the version exists (npm view PACKAGE versions) and npm's registry and proxy"
 PIP_FIX = "check the version exists (pip index versions PACKAGE) and pip's index and proxy"
 CodeServerSource = Literal["auto", "github", "npm"]
@@ -163,6 +164,21 @@ class NpmClient:
             reason = _npm_reason(result.stdout, result.stderr)
             raise VersionError(f"npm view {package}@{wanted} failed: {reason}", NPM_FIX)
         return _highest_of_npm_output(result.stdout, f"{package}@{wanted}")
+
+    def stable_versions(self, package: str) -> list[str]:
+        """Every published X.Y.Z release of ``package`` (no pre-releases), oldest first."""
+        what = f"npm view {package} versions"
+        argv = [*self.command, "view", package, "versions", "--json"]
+        result = _run(argv, self.timeout_s, package, NPM_FIX)
+        if result.returncode != 0:
+            raise VersionError(f"{what} failed: {_npm_reason(result.stdout, result.stderr)}", NPM_FIX)
+        try:
+            found = json.loads(result.stdout) if result.stdout.strip() else []
+        except ValueError as error:
+            raise VersionError(f"{what} printed no JSON: {result.stdout[:80]!r}") from error
+        listed = [found] if isinstance(found, str) else found
+        releases = (v for v in listed if isinstance(v, str) and _EXACT_RELEASE.fullmatch(v))
+        return sorted(releases, key=semver_key)
 
 
 def _npm_reason(stdout: str, stderr: str) -> str:

@@ -16,13 +16,12 @@ NPM = ["4.9.0", "4.116.0", "4.133.0", "4.134.0", "4.135.0-rc.1", "4.135.0", "4.1
 @pytest.fixture
 def npm(monkeypatch: pytest.MonkeyPatch) -> None:
     """``npm view code-server versions --json`` answering with :data:`NPM`."""
-    monkeypatch.setattr("bench.build.shutil.which", lambda _: "/usr/bin/npm")
 
-    def run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
-        assert argv[1:] == ["view", "code-server", "versions", "--json"]
+    def run(argv: list[str], *_: object) -> subprocess.CompletedProcess[str]:
+        assert argv == ["npm", "view", "code-server", "versions", "--json"]
         return subprocess.CompletedProcess(argv, 0, json.dumps(NPM), "")
 
-    monkeypatch.setattr(build, "run", run)
+    monkeypatch.setattr("imagebuild.versions._run", run)
 
 
 @pytest.mark.usefixtures("npm")
@@ -34,6 +33,16 @@ def test_without_github_the_chain_starts_where_npm_alone_builds(
     every = build.buildable("code-server")
     assert every[0] == first
     assert every[-3:] == ["4.135.0", "4.136.2", "4.137.0"]  # no pre-releases, in version order
+
+
+def test_npm_failing_to_list_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(argv: list[str], *_: object) -> subprocess.CompletedProcess[str]:
+        error = {"error": {"summary": "request to the registry failed, reason: getaddrinfo EAI_AGAIN"}}
+        return subprocess.CompletedProcess(argv, 1, json.dumps(error), "")
+
+    monkeypatch.setattr("imagebuild.versions._run", run)
+    with pytest.raises(BenchError, match=r"npm view code-server versions failed: request .*EAI_AGAIN: check"):
+        build.versions("code-server")
 
 
 def test_too_few_versions_name_the_flag_to_lower() -> None:
