@@ -64,7 +64,7 @@ def main() -> int:
         return 1
     report = "\n".join([
         f"# sagecode benchmarks ({machine()})", "",
-        f"`python -m bench {' '.join(sorted(what))} --rounds {args.rounds}`, "
+        f"`python -m bench {' '.join(sorted(what))} --rounds {args.rounds}{_options(args, what)}`, "
         f"{(time.monotonic() - started) / 60:.0f} min.", "",
         table(rows), "", *notes, "",
     ])  # fmt: skip
@@ -74,6 +74,13 @@ def main() -> int:
     path.write_text(report)
     say(f"report written to {path}")
     return 0
+
+
+def _options(args: argparse.Namespace, what: set[str]) -> str:
+    """The options besides --rounds that shaped this run's figures."""
+    shaped = what & {"build", "release", "registry"}
+    options = f" --bumps {args.bumps}" if shaped - {"registry"} else ""
+    return options + (f" --layers {args.layers}" if shaped & {"build", "registry"} else "")
 
 
 if __name__ == "__main__":
