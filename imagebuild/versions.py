@@ -157,28 +157,32 @@ class NpmClient:
 
     def view_versions(self, package: str, spec: str) -> str:
         """The highest published version of ``package`` matching ``spec``."""
-        wanted = validate_version(package, spec, ranges=True)
-        argv = [*self.command, "view", f"{package}@{wanted}", "version", "--json"]
-        result = _run(argv, self.timeout_s, f"{package}@{wanted}", NPM_FIX)
-        if result.returncode != 0:
-            reason = _npm_reason(result.stdout, result.stderr)
-            raise VersionError(f"npm view {package}@{wanted} failed: {reason}", NPM_FIX)
-        return _highest_of_npm_output(result.stdout, f"{package}@{wanted}")
+        wanted = f"{package}@{validate_version(package, spec, ranges=True)}"
+        listed = self._view(wanted, "version", wanted)
+        versions = [item for item in listed if isinstance(item, str)]
+        if not versions or len(versions) != len(listed):
+            raise VersionError(f"npm has no version matching {wanted}", NPM_FIX)
+        return highest_semver(versions)
 
     def stable_versions(self, package: str) -> list[str]:
         """Every published X.Y.Z release of ``package`` (no pre-releases), oldest first."""
-        what = f"npm view {package} versions"
-        argv = [*self.command, "view", package, "versions", "--json"]
-        result = _run(argv, self.timeout_s, package, NPM_FIX)
+        listed = self._view(package, "versions", f"{package} versions")
+        releases = (v for v in listed if isinstance(v, str) and _EXACT_RELEASE.fullmatch(v))
+        return sorted(releases, key=semver_key)
+
+    def _view(self, target: str, field: str, shown: str) -> list[object]:
+        """``npm view TARGET FIELD --json`` as a list (npm prints one match as a bare value);
+        a failure or output that is not JSON is a VersionError naming ``npm view SHOWN``."""
+        argv = [*self.command, "view", target, field, "--json"]
+        result = _run(argv, self.timeout_s, target, NPM_FIX)
         if result.returncode != 0:
-            raise VersionError(f"{what} failed: {_npm_reason(result.stdout, result.stderr)}", NPM_FIX)
+            reason = _npm_reason(result.stdout, result.stderr)
+            raise VersionError(f"npm view {shown} failed: {reason}", NPM_FIX)
         try:
             found = json.loads(result.stdout) if result.stdout.strip() else []
         except ValueError as error:
-            raise VersionError(f"{what} printed no JSON: {result.stdout[:80]!r}") from error
-        listed = [found] if isinstance(found, str) else found
-        releases = (v for v in listed if isinstance(v, str) and _EXACT_RELEASE.fullmatch(v))
-        return sorted(releases, key=semver_key)
+            raise VersionError(f"npm view {shown} printed no JSON: {result.stdout[:80]!r}") from error
+        return found if isinstance(found, list) else [found]
 
 
 def _npm_reason(stdout: str, stderr: str) -> str:
@@ -188,17 +192,6 @@ def _npm_reason(stdout: str, stderr: str) -> str:
         return " ".join(str(json.loads(stdout)["error"]["summary"]).split())
     except (ValueError, LookupError, TypeError):
         return _last_line(line for line in stderr.splitlines() if "complete log" not in line)
-
-
-def _highest_of_npm_output(stdout: str, wanted: str) -> str:
-    try:
-        found = json.loads(stdout) if stdout.strip() else []
-    except ValueError as error:
-        raise VersionError(f"npm view {wanted} printed no JSON: {stdout[:80]!r}") from error
-    versions = [found] if isinstance(found, str) else found
-    if not versions or not all(isinstance(item, str) for item in versions):
-        raise VersionError(f"npm has no version matching {wanted}", NPM_FIX)
-    return highest_semver(versions)
 
 
 @dataclass(frozen=True)
