@@ -48,10 +48,11 @@ __all__ = [
 log = logging.getLogger("imagebuild.versions")
 
 _NUMBER = r"(?:0|[1-9]\d*)"
-_EXACT = re.compile(rf"v?({_NUMBER}\.{_NUMBER}\.{_NUMBER})")
+_RELEASE = rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}"
+_EXACT = re.compile(rf"v?({_RELEASE})")
 _MAJOR = re.compile(rf"({_NUMBER})(?:\.x)?")
 _SEMVER = re.compile(rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})(?:-([0-9A-Za-z.-]+))?(?:\+.*)?")
-_EXACT_RELEASE = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}")
+_EXACT_RELEASE = re.compile(_RELEASE)
 NPM_FIX = "check the version exists (npm view PACKAGE versions) and npm's registry and proxy"
 PIP_FIX = "check the version exists (pip index versions PACKAGE) and pip's index and proxy"
 CodeServerSource = Literal["auto", "github", "npm"]
