@@ -80,6 +80,11 @@ class Layer:
     (local only) run last on the assembled image, so BuildKit must merge every layer's
     snapshot for them: prefer ``setup`` or ``links``; ``verify`` commands run inside the
     built image.
+
+    ``trunk`` names one of the layer's stages that the final stage starts ``FROM``, instead
+    of copying its result in: that stage's steps become the image's own layers, so the
+    export reuses their blobs rather than compressing a copy. It must descend from the
+    previous layer's trunk (or ``base``) through stages with no build tools.
     """
 
     name: str
@@ -96,6 +101,7 @@ class Layer:
     run: tuple[str, ...] = ()
     verify: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()
+    trunk: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -166,17 +166,26 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_npm_stages_compile_apart_from_the_download() -> None:
     """The natives stage starts from the tools stage, not from the download, and gets only
-    the split-off folder: its cache key is those bytes, not the code-server version."""
+    the split-off folder: its cache key is those bytes, not the code-server version. The
+    download and the last step grow on Node's trunk stage, with no build tools."""
     stages = {s.name: s for s in code_server.npm_stages("4.139.1", "arm64")}
-    assert list(stages) == ["code-server-tools", "code-server-fetch", "code-server-natives", "code-server"]
+    assert list(stages) == ["code-server-tools", "code-server-helpers", "code-server-fetch",
+                            "code-server-natives-src", "code-server-natives", "code-server"]
+    assert stages["code-server-fetch"].parent == "node-runtime"
+    assert stages["code-server"].parent == "code-server-fetch"
+    assert stages["code-server-natives-src"].parent == "code-server-tools"
+    assert [(m.stage, m.src) for m in stages["code-server-natives-src"].mounts] == [
+        ("code-server-fetch", code_server.PREFIX)]
     assert stages["code-server-natives"].parent == "code-server-tools"
-    assert [c.stage for c in stages["code-server-natives"].copies] == ["code-server-fetch"]
+    assert [c.stage for c in stages["code-server-natives"].copies] == ["code-server-natives-src"]
     assert "--ignore-scripts" in stages["code-server-fetch"].run[0]
-    assert "4.139.1" not in "".join(stages["code-server-natives"].run)
+    assert "4.139.1" not in "".join(stages["code-server-natives"].run + stages["code-server-natives-src"].run)
     last = stages["code-server"]
     # the compiled packages are mounted from their stage and copied in by the same step
-    assert [(m.stage, m.src) for m in last.mounts] == [("code-server-natives", code_server.NATIVES)]
+    assert [(m.stage, m.src) for m in last.mounts] == [("code-server-helpers", "/"),
+                                                       ("code-server-natives", code_server.NATIVES)]
     steps = last.run[0].split(" &&\n")
-    assert steps[0] == f"cp -a {code_server.NATIVES_MOUNT}/. /opt/code-server/lib/node_modules/code-server/"
-    assert steps[1] == "code-server-natives finish /opt/code-server/lib/node_modules/code-server arm64"
-    assert steps[-1] == "trim-code-server /opt/code-server arm64"
+    assert steps[0] == f"cp -au {code_server.NATIVES_MOUNT}/. /opt/code-server/lib/node_modules/code-server/"
+    helpers, package = code_server.HELPERS_MOUNT, "/opt/code-server/lib/node_modules/code-server"
+    assert steps[1] == f"python3 {helpers}/code-server-natives finish {package} arm64"
+    assert steps[-1] == f"sh {helpers}/trim-code-server /opt/code-server arm64"

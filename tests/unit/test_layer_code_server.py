@@ -21,7 +21,7 @@ from imagebuild.config import BuildConfig
 from imagebuild.console import Console
 from imagebuild.errors import UsageError, VersionError
 from imagebuild.layers import code_server
-from imagebuild.layers.model import Copy
+from imagebuild.render import render
 from imagebuild.versions import NpmClient
 from tests.conftest import VERSIONS
 from tests.unit.layer_fixtures import run_sh, script, serve
@@ -89,13 +89,13 @@ def _download_step(config: BuildConfig, versions: dict[str, str], prefix: Path) 
     """The code-server stage's rendered download command, pointed at ``prefix``."""
     composed = layers.compose(dataclasses.replace(config, disabled=ONLY_CODE_SERVER), versions)
     layer = next(x for x in composed if x.name == "code-server")
-    return _runnable(layer.stages[0].run[0]).replace(code_server.PREFIX, str(prefix))
+    return _runnable(layer.stages[-1].run[0]).replace(code_server.PREFIX, str(prefix))
 
 
 def _runnable(command: str) -> str:
     """A stage's step with its helper scripts run from the source tree."""
     for name in ("fetch-release", "trim-code-server"):
-        command = command.replace(name, f"sh {script(name + '.sh')}", 1)
+        command = command.replace(f"sh {code_server.HELPERS_MOUNT}/{name}", f"sh {script(name + '.sh')}", 1)
     return command
 
 
@@ -159,7 +159,7 @@ def test_github_download_step_without_digest_says_so(tmp_path: Path) -> None:
     www.mkdir()
     (www / "cs.tgz").write_bytes(_tarball("amd64"))
     with serve(www) as base:
-        stage = code_server.github_stage(f"{base}/cs.tgz", None)
+        stage = code_server.github_stage(f"{base}/cs.tgz", None)[-1]
         result = run_sh(_runnable(stage.run[0]).replace(code_server.PREFIX, str(tmp_path / "opt")))
     assert result.returncode == 0
     assert "no digest" in result.stderr
@@ -167,23 +167,26 @@ def test_github_download_step_without_digest_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("source", ["npm", "github"])
 def test_code_server_stage_trims_for_the_platform(config: BuildConfig, source: str) -> None:
-    """Both sources trim in their last step, for the build's arch, and the image copies
-    code-server from that stage."""
+    """Both sources trim in their last step, for the build's arch, with the helper mounted,
+    and the image starts from that stage rather than copying it."""
     arm = dataclasses.replace(config, platform="arm64")
     versions = {**VERSIONS, "code-server-source": source, "code-server-url": "https://example.invalid/cs.tgz"}
-    tools = "-tools" if source == "npm" else ""
-    layer = next(x for x in layers.compose(arm, versions) if x.name == "code-server")
+    composed = layers.compose(arm, versions)
+    layer = next(x for x in composed if x.name == "code-server")
     assert layer.stages[-1].name == "code-server"
-    assert layer.stages[-1].run[-1].endswith("\ntrim-code-server /opt/code-server arm64")
-    assert code_server.TRIM in next(s for s in layer.stages if s.name == f"code-server{tools}").files
-    assert layer.copies == (Copy("code-server", "/opt/code-server", "/opt/code-server"),)
+    trim = f"\nsh {code_server.HELPERS_MOUNT}/trim-code-server /opt/code-server arm64"
+    assert layer.stages[-1].run[-1].endswith(trim)
+    helpers = next(s for s in layer.stages if s.name == code_server.HELPERS_STAGE)
+    assert "/trim-code-server" in [f.dest for f in helpers.files]
+    assert (layer.copies, layer.trunk) == ((), "code-server")
+    assert "FROM code-server AS image" in render(composed, config.base_image).dockerfile
 
 
 def test_npm_download_is_trimmed_in_its_own_step(config: BuildConfig) -> None:
-    """The npm download step trims after splitting the natives out, so the layer it leaves
-    (rebuilt at every bump, and exported with the cache) holds only what the image keeps."""
+    """The npm download step trims, so the layer it leaves (rebuilt at every bump, exported
+    with the cache and the image's own) holds only what the image keeps."""
     versions = {**VERSIONS, "code-server-source": "npm"}
     layer = next(x for x in layers.compose(config, versions) if x.name == "code-server")
     fetch = next(s for s in layer.stages if s.name == "code-server-fetch").run[-1]
-    assert fetch.index("code-server-natives split") < fetch.index("trim-code-server /opt/code-server x64")
-    assert fetch.endswith("\ntrim-code-server /opt/code-server x64")
+    assert "code-server-natives split" not in fetch
+    assert fetch.endswith(f"\nsh {code_server.HELPERS_MOUNT}/trim-code-server /opt/code-server x64")

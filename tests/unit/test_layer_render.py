@@ -13,6 +13,8 @@ import pytest
 
 from imagebuild import layers
 from imagebuild.config import BuildConfig
+from imagebuild.errors import UsageError
+from imagebuild.layers.model import Layer, Link, Stage
 from imagebuild.render import _group, render
 from tests.conftest import VERSIONS
 
@@ -88,3 +90,37 @@ def test_local_steps_fail_the_build_on_any_failure(config: BuildConfig, tmp_path
     script = " && ".join(_group(s) for s in ("false && true", f"touch {tmp_path}/ran"))
     assert subprocess.run(["sh", "-c", script], check=False).returncode != 0
     assert not (tmp_path / "ran").exists()
+
+
+def test_two_things_at_one_path_are_refused(config: BuildConfig) -> None:
+    """A link where another layer puts a file is refused when rendering, with both names."""
+    composed = layers.compose(config, VERSIONS)
+    entrypoint = next(x for x in composed if x.name == "entrypoint")
+    agents = next(x for x in composed if x.name == "agents")
+    clash = Link(entrypoint.files[0].dest, "/bin/true")
+    changed = [dataclasses.replace(x, links=(*x.links, clash)) if x is agents else x for x in composed]
+    with pytest.raises(UsageError, match=f"layers agents and entrypoint both put {entrypoint.files[0].dest}"):
+        render(changed, config.base_image)
+    twice = [dataclasses.replace(x, links=(*x.links, x.links[0])) if x is agents else x for x in composed]
+    with pytest.raises(UsageError, match="layer agents puts twice"):
+        render(twice, config.base_image)
+
+
+def test_a_trunk_must_hold_only_the_images_own_steps(config: BuildConfig) -> None:
+    """The image starts from code-server's stage, which grows on Node's; a trunk that is
+    not its layer's stage, skips the trunk before it, or has build tools on its chain is
+    refused."""
+    composed = layers.compose(config, VERSIONS)
+    assert "FROM code-server AS image" in render(composed, config.base_image).dockerfile
+    cs = next(x for x in composed if x.name == "code-server")
+
+    def with_code_server(trunk: str, stages: tuple[Stage, ...] = cs.stages) -> list[Layer]:
+        return [dataclasses.replace(x, trunk=trunk, stages=stages) if x is cs else x for x in composed]
+
+    with pytest.raises(ValueError, match="its trunk node-runtime is not one of its stages"):
+        render(with_code_server("node-runtime"), config.base_image)
+    with pytest.raises(ValueError, match="with build tools"):
+        render(with_code_server("code-server-natives"), config.base_image)
+    orphan = Stage(name="code-server-bare", parent="base")
+    with pytest.raises(ValueError, match="does not descend from node-runtime"):
+        render(with_code_server("code-server-bare", (*cs.stages, orphan)), config.base_image)

@@ -86,7 +86,7 @@ def test_render_writes_context(config: BuildConfig, tmp_path: Path) -> None:
 
 def test_render_github_without_digest_skips_check(config: BuildConfig) -> None:
     """Without a digest from GitHub there is no checksum line (the README says so)."""
-    stage = code_server.github_stage("https://x/cs.tgz", None)
+    stage = code_server.github_stage("https://x/cs.tgz", None)[-1]
     assert "sha256sum" not in " ".join(stage.run)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builder stages only: compile code-server's native modules apart from the rest of it.
+"""Build steps only: compile code-server's native modules apart from the rest of it.
 
 npm's install of code-server spends most of its time compiling a dozen native modules
 (sqlite3, spdlog, kerberos...) whose versions rarely change between code-server releases.
@@ -11,12 +11,13 @@ The build installs code-server with --ignore-scripts, then:
                         with the same native modules, so BuildKit reuses the stage that
                         builds it, from its cache, across version bumps.
   build OUT             runs those packages' install scripts (npm rebuild) in OUT.
-  finish ROOT ARCH      after OUT is copied over ROOT: runs every other package's install
-                        scripts (prebuilt binaries, no compiler), then code-server's own
-                        postinstall, which finds its dependencies installed.
+  finish ROOT ARCH      after OUT's changed files are copied over ROOT: runs every other
+                        package's install scripts (prebuilt binaries), then code-server's
+                        own postinstall, which finds its dependencies installed.
 
-A package compiles when it has a binding.gyp and no prebuilt module for linux-ARCH. A
-package taken for prebuilt that compiles after all still builds, in `finish`, only slower.
+A package compiles when it has a binding.gyp and no prebuilt module for linux-ARCH.
+`finish` runs on the image's own layers, where there is no compiler: a package taken for
+prebuilt that compiles after all stops the build there, with npm's error naming it.
 
 Runs on the image's python3 (3.9 or newer): standard library only.
 """

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builder stage only: downloads a release tarball, checks it against the SHA-256 digest
-# GitHub's API reported for the asset ("-" when it reported none), unpacks it to PREFIX.
+# Build steps only (mounted from a stage of helpers, never a file of the image): downloads
+# a release tarball, checks it against the SHA-256 digest GitHub's API reported for the
+# asset ("-" when it reported none), unpacks it to PREFIX.
 # usage: fetch-release.sh URL SHA256|- PREFIX
 set -eu
 

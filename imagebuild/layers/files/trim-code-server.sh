@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builder stage only: removes from an npm-built code-server what it never uses at run
-# time on this platform: node-gyp's intermediate objects (the .node modules stay), the
+# Build steps only (mounted from a stage of helpers, never a file of the image): removes
+# from an npm-built code-server what it never uses at run time on this platform:
+# node-gyp's intermediate objects (the .node modules stay), the
 # binaries other operating systems and architectures would need, and files nothing loads
 # (source maps, packages' type declarations and markdown). About a quarter of it, and
 # thousands of files every restart would otherwise write.

