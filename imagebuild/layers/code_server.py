@@ -46,13 +46,14 @@ NATIVES_MOUNT = "/run/sagecode-natives"
 # helpers never become files of the image.
 HELPERS_STAGE = "code-server-helpers"
 HELPERS_MOUNT = "/run/sagecode-helpers"
+HELPERS = Copy(HELPERS_STAGE, "/", HELPERS_MOUNT)
 # Where the natives' split reads the downloaded tree.
 FETCHED_MOUNT = "/run/sagecode-fetched"
 
 
-def trim(platform: str, helper: str = "trim-code-server") -> str:
+def trim(platform: str) -> str:
     """Remove what code-server never uses on ``platform`` (see trim-code-server.sh)."""
-    return f"{helper} {PREFIX} {NODE_ARCH[platform]}"
+    return f"{helper(TRIM)} {PREFIX} {NODE_ARCH[platform]}"
 
 
 def helpers_stage(*files: File) -> Stage:
@@ -81,7 +82,6 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
     """
     package = f"{PREFIX}/lib/node_modules/code-server"
     arch = NODE_ARCH[platform]
-    helpers = (HELPERS_STAGE, "/", HELPERS_MOUNT)
     return (
         Stage(
             name="code-server-tools",
@@ -95,7 +95,7 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
         Stage(
             name="code-server-fetch",
             parent=RUNTIME_STAGE,
-            mounts=(Copy(*helpers),),
+            mounts=(HELPERS,),
             # The package itself first, then its three dependency trees (its own, VS Code's,
             # the built-in extensions') at once, as each follows its own shrinkwrap.
             run=(
@@ -108,7 +108,7 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
                 f"\n(cd lib/vscode/extensions && {NPM_INSTALL}) & c=$!;"
                 "\nwait $a && wait $b && wait $c; } &&"
                 "\nrm -rf /root/.npm /root/.cache /tmp/* &&"
-                f"\n{trim(platform, helper(TRIM))}",
+                f"\n{trim(platform)}",
             ),
         ),
         Stage(
@@ -126,13 +126,13 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
         Stage(
             name="code-server",
             parent="code-server-fetch",
-            mounts=(Copy(*helpers), Copy("code-server-natives", NATIVES, NATIVES_MOUNT)),
+            mounts=(HELPERS, Copy("code-server-natives", NATIVES, NATIVES_MOUNT)),
             # -u: the packages' files the compile left as they were stay in the download's
             # layer; this step's layer gets the compiled ones (23 MB less in the image).
             run=(f"cp -au {NATIVES_MOUNT}/. {package}/ &&"
                  f"\n{helper(NATIVES_HELPER)} finish {package} {arch} &&"
                  "\nrm -rf /root/.npm /root/.cache /tmp/* &&"
-                 f"\n{trim(platform, helper(TRIM))}",),
+                 f"\n{trim(platform)}",),
         ),
     )
 
@@ -145,9 +145,9 @@ def github_stage(url: str, sha256: Optional[str], platform: str = "amd64") -> tu
         Stage(
             name="code-server",
             parent=RUNTIME_STAGE,
-            mounts=(Copy(HELPERS_STAGE, "/", HELPERS_MOUNT),),
+            mounts=(HELPERS,),
             run=(f"{helper(FETCH_RELEASE)} {shlex.quote(url)} {sha256 or '-'} {PREFIX} &&"
-                 f"\n{trim(platform, helper(TRIM))}",),
+                 f"\n{trim(platform)}",),
         ),
     )
 
