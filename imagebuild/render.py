@@ -17,8 +17,9 @@ Stage layout:
 
 Why a trunk: a stage copied into the image is exported twice, its own layer into the
 cache and the copy into the image, each compressed; the copy itself costs a snapshot.
-For code-server, rebuilt at every version bump, that was 14 s of a 72 s bump
-(2026-12-06). Starting the image from its stage reuses the stage's blobs as they are.
+Starting the image from code-server's stage reuses the stage's blobs as they are: the
+cache holds code-server once (125 MB less after five bumps, 2026-12-06). A bump is no
+faster yet: the copy's time went to extracting the tools stage later (PERFORMANCE.md).
 
 Why so few final steps: BuildKit's cache export walks every path through the steps'
 cache keys (moby/buildkit#5005), and with one COPY or RUN per file and link (25 steps)

@@ -128,7 +128,7 @@ def npm_stages(version: str, platform: str) -> tuple[Stage, ...]:
             parent="code-server-fetch",
             mounts=(HELPERS, Copy("code-server-natives", NATIVES, NATIVES_MOUNT)),
             # -u: the packages' files the compile left as they were stay in the download's
-            # layer; this step's layer gets the compiled ones (23 MB less in the image).
+            # layer; this step's layer gets the compiled ones (3.9 MB instead of 19.9 MB).
             run=(f"cp -au {NATIVES_MOUNT}/. {package}/ &&"
                  f"\n{helper(NATIVES_HELPER)} finish {package} {arch} &&"
                  "\nrm -rf /root/.npm /root/.cache /tmp/* &&"
