@@ -48,7 +48,7 @@ def size(manifest: Manifest) -> tuple[list[Row], list[str]]:
             f"image, uncompressed ({len(manifest.layers)} layers: {', '.join(manifest.layers)})",
             [float(total)], unit="B", target="<= 1,500 MB", met=total <= 1.5e9,
         ),
-        Row("saved tar (zstd, OCI)", [float(manifest.tar_bytes)], unit="B"),
+        Row("saved image (zstd, OCI)", [float(manifest.tar_bytes)], unit="B"),
     ]
     parts = [f"- {s / 1e6:,.0f} MB: {stage_of(step)}" for s, step in sizes if s >= 10e6]
     return rows, parts

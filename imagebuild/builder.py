@@ -1,8 +1,8 @@
 """One build, start to finish: compose, render, build with cache, save, record.
 
 The whole build runs under the build lock, so a lifecycle hook and a user (or two hooks)
-never build at once. The previous image and tar stay usable until the new tar is
-committed: a failed build changes nothing the wrapper relies on.
+never build at once. The previous image and its saved copy stay usable until the new one
+is committed: a failed build changes nothing the wrapper relies on.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from imagebuild.registry import manifest_labels
 from imagebuild.render import FINAL_STAGE, BuildDefinition, render
 from imagebuild.store import ImageStore
 
-# zstd with OCI media types loads fastest here; zstd with Docker media types breaks runs.
+# For the engine's copy and the saved image (an OCI layout folder): zstd with OCI media
+# types loads fastest here; zstd with Docker media types breaks runs.
 TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 # The cache in the same compression as the image: a layer is compressed once, for all three
 # (zstd also packs and unpacks several times faster than gzip). Any BuildKit that can
@@ -94,43 +95,61 @@ def _build_and_save(p: Plan, engine: Engine, store: ImageStore, console: Console
     caps = engine.capabilities()
     _preflight(caps, store, console, p.config)
     engine.ensure_image(p.config.base_image)
-    tar = store.partial_path(p.definition.short)
+    before = store.blobs()
     with tempfile.TemporaryDirectory(prefix="sagecode-build-") as tmp:
-        request = _request(p, caps, Path(tmp), tar if caps.multi_output else None, no_cache=no_cache)
+        request = _request(p, caps, Path(tmp), store.layout if caps.multi_output else None, no_cache=no_cache)
         request = _engine_keeps_cache(request, p.config, caps, console)
         request = _within_room(request, p.config, store, console)
         console.step(f"building {p.image} ({_summary(p.versions)})")
         try:
-            _run_build(engine, request, store, tar, console)
+            _run_build(engine, request, store, before, console)
         except BuildFailedError as exc:
             hint = _needs_github(exc, p.versions)
             if hint is None:
                 raise
             raise hint from exc
-    if not caps.multi_output:
+    if caps.multi_output:
+        saved = _commit_layout(store, _with_compression(p.manifest(), caps), before)
+    else:
+        tar = store.partial_path(p.definition.short)
         _save_with_docker(p, engine, store, tar, console)
-    saved = store.commit(tar, _with_compression(p.manifest(), caps))
+        saved = store.commit(tar, _with_compression(p.manifest(), caps))
     engine.tag(p.image, f"{p.config.image_repo}:latest")
     _tidy(p, store, console)
     _tidy_engine(p, engine, caps, store, console)
-    console.step(f"saved {saved.tar} ({saved.tar_bytes / 1e6:.0f} MB) in {store.root}")
+    console.step(f"saved {saved.saved_as} ({saved.tar_bytes / 1e6:.0f} MB) in {store.root}")
     return saved
 
 
-def _run_build(engine: Engine, request: BuildRequest, store: ImageStore, tar: Path,
+def _run_build(engine: Engine, request: BuildRequest, store: ImageStore, before: frozenset[str],
                console: Console) -> None:
-    """Build; on any failure remove the partial tar, and say so when the volume filled up."""
+    """Build; on any failure delete what it saved, and say so when the volume filled up."""
     try:
         engine.build(request, console.line)
     except EngineError as exc:
-        written = tar.stat().st_size if tar.exists() else 0
-        tar.unlink(missing_ok=True)
+        written = store.new_bytes(before)
+        _discard(store)
         if NO_SPACE in str(exc).lower():
             raise store.full_error(written) from exc
         raise
     except BaseException:
-        tar.unlink(missing_ok=True)
+        _discard(store)
         raise
+
+
+def _commit_layout(store: ImageStore, manifest: Manifest, before: frozenset[str]) -> Manifest:
+    try:
+        return store.commit_layout(manifest, before)
+    except BaseException:
+        _discard(store)
+        raise
+
+
+def _discard(store: ImageStore) -> None:
+    """Delete what a failed save wrote: BuildKit's unfinished and new blobs (no saved image
+    refers to them); the previous image stays whole."""
+    store.remove_leftovers()
+    store.collect()
 
 
 def _needs_github(exc: BuildFailedError, versions: Mapping[str, str]) -> Optional[EngineError]:
@@ -203,7 +222,7 @@ def _within_room(request: BuildRequest, config: BuildConfig, store: ImageStore,
     return dataclasses.replace(request, cache_to="")
 
 
-def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
+def _request(p: Plan, caps: Capabilities, tmp: Path, layout: Optional[Path], *,
              no_cache: bool) -> BuildRequest:
     context = tmp / "context"
     p.definition.write(context)
@@ -216,7 +235,7 @@ def _request(p: Plan, caps: Capabilities, tmp: Path, tar: Optional[Path], *,
         secrets=_secrets(p.config, tmp),
         cache_from=cache_from,
         cache_to=cache_to,
-        tar=tar,
+        layout=layout,
         tar_options=TAR_OPTIONS,
         no_cache=no_cache,
     )
@@ -274,7 +293,7 @@ def _with_compression(m: Manifest, caps: Capabilities) -> Manifest:
 
 def _tidy(p: Plan, store: ImageStore, console: Console) -> None:
     for old in store.prune(p.config.keep):
-        console.step(f"removed old saved image {old.name}")
+        console.step(f"removed old saved image {old}")
     if not p.config.cache_ref:
         report = cache.prune(p.config.state.cache, p.config.cache_cap_mb << 20)
         if report.dropped:

@@ -133,7 +133,7 @@ def _build(config: BuildConfig, args: argparse.Namespace, console: Console) -> i
         builder.push(p, engine, refs, console)
         for ref in refs:
             console.result(f"pushed {ref}")
-    console.result(f"{saved.image} ready; saved as {config.state.images / saved.tar}")
+    console.result(f"{saved.image} ready; saved in {config.state.images} ({saved.saved_as})")
     return 0
 
 

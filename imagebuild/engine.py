@@ -77,7 +77,7 @@ class BuildRequest:
     secrets: tuple[str, ...] = ()
     cache_from: tuple[str, ...] = ()
     cache_to: str = ""
-    tar: Optional[Path] = None
+    layout: Optional[Path] = None
     tar_options: str = ""
     load: bool = True
     push: bool = False
@@ -102,11 +102,12 @@ class BuildRequest:
         outs = []
         extra = f",{self.tar_options}" if self.tar_options else ""
         if self.load:
-            # The engine's copy gets the tar's compression: BuildKit compresses each layer
-            # once and both outputs (and a cache of the same compression) share the blobs.
-            outs.append(f"--output=type=image,name={','.join(self.tags)}{extra}" if self.tar else "--load")
-        if self.tar:
-            outs.append(f"--output=type=docker,dest={self.tar}{extra}")
+            # The engine's copy gets the saved image's compression: BuildKit compresses each
+            # layer once and both outputs (and a cache of the same compression) share the blobs.
+            outs.append(f"--output=type=image,name={','.join(self.tags)}{extra}" if self.layout else "--load")
+        if self.layout:
+            # An OCI layout folder, not a tar: BuildKit sends only the blobs it lacks.
+            outs.append(f"--output=type=oci,dest={self.layout},tar=false{extra}")
         if self.push:
             # gzip and OCI media types: what every registry and engine (Docker 20.10 too) reads.
             names = ",".join(self.tags)

@@ -19,7 +19,9 @@ SCHEMA = 1
 
 @dataclass(frozen=True)
 class Manifest:
-    """A built image and, once saved, its tar."""
+    """A built image and, once saved, where: a tar (``tar``), or the store's OCI layout
+    folder, by its manifest's digest (``oci_manifest``). ``tar_bytes`` is the saved size
+    (of the tar, or of the image's blobs in the folder)."""
 
     image: str
     content: str
@@ -32,7 +34,15 @@ class Manifest:
     tar_sha256: str = ""
     tar_bytes: int = 0
     compression: str = ""
+    oci_manifest: str = ""
     schema: int = SCHEMA
+
+    @property
+    def saved_as(self) -> str:
+        """What the saved image is called in messages: its tar, or its manifest in the folder."""
+        if self.oci_manifest:
+            return f"oci/{self.oci_manifest.partition(':')[2][:12]}"
+        return self.tar
 
     def to_json(self) -> str:
         """Stable, readable JSON."""

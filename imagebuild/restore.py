@@ -1,10 +1,10 @@
 """Bring the saved image back after a restart, doing the fastest correct thing.
 
 1. the engine already has the current image: nothing to do;
-2. the saved tar has its recorded size: the engine pulls the image from it, served on
-   127.0.0.1 (every blob checked against its digest), or, where it cannot reach that
-   address, loads it, checking the tar's checksum on the way; a tar that does not match is
-   reported as such, and its image does not stay in the engine;
+2. the saved image (an OCI layout folder, or a tar) has its recorded sizes: the engine pulls
+   it, served on 127.0.0.1 (every blob checked against its digest), or, where it cannot
+   reach that address, loads a tar of it, whose digests (or checksum) are checked on the
+   way; an image that does not match is reported as such, and does not stay in the engine;
 3. otherwise (missing, truncated, corrupt, unloadable): rebuild the same versions from
    the persisted build cache, unless asked not to build;
 4. a ``current.json`` that does not read (damaged, or written by an older format): build
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -60,7 +61,7 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
     if problem is None:
         _tag_latest(engine, config, current)
         return Restored("loaded", current)
-    console.note(f"cannot restore from the saved tar: {problem}")
+    console.note(f"cannot restore from the saved image: {problem}")
     if rebuild is None:
         raise StoreError(f"the saved image is unusable: {problem}", "rebuild: python -m imagebuild")
     if config.image_ref:
@@ -90,13 +91,13 @@ def _without_manifest(config: BuildConfig, store: ImageStore, console: Console,
 
 
 def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console, pull: bool) -> Optional[str]:
-    """Bring the saved tar's image into the engine: pulled from the tar over 127.0.0.1 where
-    the engine can reach it (:mod:`imagebuild.tarserve`), loaded otherwise. A tar that does
-    not match is reported as such, and its image does not stay in the engine."""
+    """Bring the saved image into the engine: pulled over 127.0.0.1 where the engine can
+    reach it (:mod:`imagebuild.tarserve`), loaded otherwise. An image that does not match
+    is reported as such, and does not stay in the engine."""
     problem = store.check_size(m)
     if problem:
         return problem
-    console.step(f"loading {m.tar}")
+    console.step(f"loading {m.saved_as}")
     with written_back():  # the first container then need not wait for the disk
         refused = _pull(store, engine, m, console) if pull else ""
         if refused is None:
@@ -107,7 +108,7 @@ def _load(store: ImageStore, engine: Engine, m: Manifest, console: Console, pull
                 with contextlib.suppress(EngineError):
                     engine.remove(m.image)
                 return problem
-            console.note(f"the engine could not pull from the saved tar ({refused}): loading it instead")
+            console.note(f"the engine could not pull the saved image ({refused}): loading it instead")
         return _load_tar(store, engine, m, console)
 
 
@@ -115,10 +116,10 @@ def _pull(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
     """None once the engine has the image; "" when it never asked (rootless engines have
     their own 127.0.0.1) or the tar is no OCI layout; else why the pull failed."""
     try:
-        image = tarserve.index(store.tar_path(m), m.image)
+        image = store.image(m)
     except tarserve.NotServableError:
         return ""
-    meter = console.progress("docker pull (from the tar, over 127.0.0.1)", image.layer_bytes)
+    meter = console.progress("docker pull (from the saved image, over 127.0.0.1)", image.layer_bytes)
     ref = ""
     try:
         with tarserve.serving(image, meter) as server:
@@ -129,7 +130,7 @@ def _pull(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
                 return exc.what if server.asked - {"/v2/", "/v2"} else ""
         missing = tarserve.skipped(image, server.fetched)
         if missing and tarserve.damaged(image, missing):
-            return f"{m.tar} holds a damaged layer"
+            return f"{m.saved_as} holds a damaged layer"
         engine.tag(ref, m.image)
         if missing:  # the engine had those layers unpacked already (moby/moby#49784)
             engine.load(tarserve.completion(image, missing))
@@ -146,8 +147,11 @@ def _pull(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> O
 
 
 def _load_tar(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
-    """``docker load`` of the saved tar, checking its checksum on the way: the disk is read
-    once, while the engine unpacks, not once before."""
+    """``docker load`` of the saved image, checking it on the way (the disk is read once,
+    while the engine unpacks, not once before): a tar against its checksum, a layout
+    folder's blobs, streamed as a tar, against their digests."""
+    if m.oci_manifest:
+        return _load_layout(store, engine, m, console)
     meter = console.progress("docker load", m.tar_bytes)
     digest = hashlib.sha256()
     try:
@@ -156,13 +160,40 @@ def _load_tar(store: ImageStore, engine: Engine, m: Manifest, console: Console) 
         return store.verify(m) or f"docker load failed: {exc.what}"
     meter.finish()
     # A mismatch may only mean the engine stopped reading early: read the whole file then.
-    problem = store.verify(m) if digest.hexdigest() != m.tar_sha256 else None
+    return _loaded(store, engine, m, digest.hexdigest() != m.tar_sha256)
+
+
+def _load_layout(store: ImageStore, engine: Engine, m: Manifest, console: Console) -> Optional[str]:
+    try:
+        image = store.image(m)
+    except tarserve.NotServableError as exc:
+        return f"{m.saved_as} is not whole: {exc}"
+    meter = console.progress("docker load", image.layer_bytes)
+    bad: list[str] = []
+    try:
+        engine.load(_metered(tarserve.whole(image, m.image, bad), meter))
+    except (EngineError, OSError) as exc:
+        return store.verify(m) or f"docker load failed: {getattr(exc, 'what', exc)}"
+    meter.finish()
+    return _loaded(store, engine, m, bool(bad))
+
+
+def _metered(chunks: Iterator[bytes], meter: Callable[[int], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        meter(len(chunk))
+        yield chunk
+
+
+def _loaded(store: ImageStore, engine: Engine, m: Manifest, mismatch: bool) -> Optional[str]:
+    """After a load: the problem when what was read did not match (read again to say which),
+    the loaded image then removed; or when the engine did not get the image."""
+    problem = store.verify(m) if mismatch else None
     if problem:
         with contextlib.suppress(EngineError):
             engine.remove(m.image)
         return problem
     if not engine.image_id(m.image):
-        return f"{m.tar} loaded, but it does not hold {m.image}"
+        return f"{m.saved_as} loaded, but it does not hold {m.image}"
     return None
 
 

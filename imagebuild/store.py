@@ -1,17 +1,26 @@
 """Saved images on the persistent volume: written atomically, checksummed, pruned.
 
-A tar is written under a temporary name, fsynced, hashed and only then renamed over
-its final name, with its manifest beside it; ``current.json`` names the image to run.
-A cut-off save therefore never replaces a good tar, and its leftover is removed the
-next time the store is opened for writing. A full volume is an error that says how much
-space a save needs: the current tar's size plus a quarter (a new tar is about as big as
-the last one, and both exist until the new one is committed).
+The build saves its image into an OCI image layout folder, ``oci/``: one file per blob,
+named by its digest. BuildKit writes only the blobs the folder lacks (a code-server bump
+adds its own layers, about a fifth of the image), each through a temporary file renamed
+once its digest matched. A commit checks the new blobs' digests, fsyncs them, and only
+then writes the image's manifest (``NAME.json``, which names the image's manifest digest)
+and ``current.json``, the image to run, each atomically. Blobs that no kept image refers
+to are deleted after every build, failed or not (:meth:`ImageStore.collect`).
+
+Images saved with ``docker save`` (engines that cannot write a layout) and by earlier
+versions are tars: written under a temporary name, fsynced, hashed and only then renamed
+over their final name. A cut-off save therefore never replaces a good image, and its
+leftovers are removed the next time the store is opened for writing. A full volume is an
+error that says how much space a save needs: the current image's size plus a quarter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -20,10 +29,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from imagebuild import manifest as manifests
+from imagebuild import tarserve
 from imagebuild.errors import StoreError, UsageError
 from imagebuild.manifest import Manifest
 
 CURRENT = "current.json"
+LAYOUT = "oci"
 PARTIAL = ".partial"
 CHUNK = 1 << 20
 Progress = Callable[[int], None]
@@ -50,10 +61,31 @@ class ImageStore:
         self.remove_leftovers()
 
     def remove_leftovers(self) -> None:
-        """Delete partial files of saves that were cut off (call with the build lock held)."""
+        """Delete what saves that were cut off left: partial files, BuildKit's unfinished blobs,
+        and blobs no saved image refers to (call with the build lock held)."""
         if self.root.is_dir() and os.access(self.root, os.W_OK):
             for leftover in self.root.glob(f"*{PARTIAL}*"):
                 leftover.unlink(missing_ok=True)
+            shutil.rmtree(self.layout / "ingest", ignore_errors=True)
+            self.collect()
+
+    @property
+    def layout(self) -> Path:
+        """The OCI image layout folder the build saves images into."""
+        return self.root / LAYOUT
+
+    def blobs(self) -> frozenset[str]:
+        """The digests of every blob in the layout folder."""
+        folder = self.layout / "blobs" / "sha256"
+        return frozenset(f"sha256:{p.name}" for p in folder.iterdir()) if folder.is_dir() else frozenset()
+
+    def new_bytes(self, before: frozenset[str]) -> int:
+        """Bytes of the layout's blobs that are not in ``before`` (what a save wrote)."""
+        total = 0
+        for digest in self.blobs() - before:
+            with contextlib.suppress(OSError):
+                total += tarserve.blob_path(self.layout, digest).stat().st_size
+        return total
 
     def partial_path(self, name: str) -> Path:
         """Where a tar named ``name`` is written before it is committed."""
@@ -101,13 +133,47 @@ class ImageStore:
             "free space or grow the notebook's volume, then rerun; the previous image is kept",
         )
 
+    def commit_layout(self, manifest: Manifest, before: frozenset[str]) -> Manifest:
+        """Make the image the build just wrote into the layout folder the current image.
+
+        The blobs that were not in the folder ``before`` the build are checked against their
+        digests and fsynced, then the manifest is written, then ``current.json``: a failure
+        at any point leaves the previous image current and whole.
+        """
+        rerun = "rerun the build; the previous image is kept"
+        try:
+            digest = tarserve.named(_read_bytes(self.layout / "index.json"), manifest.image)
+            image = tarserve.layout(self.layout, digest, manifest.image)
+        except (OSError, tarserve.NotServableError) as exc:
+            raise StoreError(f"the build left no whole image {manifest.image} in {self.layout}: {exc}",
+                             rerun) from None
+        new = sorted(set(image.blobs) - before)
+        if bad := tarserve.damaged(image, new):
+            raise StoreError(f"{len(bad)} blob(s) the build wrote to {self.layout} do not match "
+                             "their digests", rerun)
+        saved = replace(manifest, tar="", tar_sha256="", oci_manifest=digest, tar_bytes=image.layer_bytes)
+        final = self.root / f"{_file_name(manifest.image)}.json"
+        try:
+            for blob in new:
+                _fsync(image.blobs[blob].path)
+            _fsync_dir(self.layout / "blobs" / "sha256")
+            _atomic_text(final, saved.to_json())
+            _atomic_text(self.root / CURRENT, saved.to_json())
+            _fsync_dir(self.root)
+        except OSError as exc:
+            current = self.current()
+            if current is None or current.oci_manifest != digest:
+                final.unlink(missing_ok=True)
+            raise self._write_error(exc, image.layer_bytes) from None
+        return saved
+
     def commit(self, partial: Path, manifest: Manifest) -> Manifest:
         """Make a written tar the current image: fsync, hash, rename, manifest.
 
         On a failure (a full volume, say) the new tar and manifest are removed unless
         ``current.json`` already names them: the previous image stays the only one.
         """
-        final = self.root / f"{manifest.image.replace(':', '-').replace('/', '_')}.tar"
+        final = self.root / f"{_file_name(manifest.image)}.tar"
         size = partial.stat().st_size
         try:
             return self._commit(partial, final, manifest)
@@ -140,18 +206,51 @@ class ImageStore:
             return None
 
     def tar_path(self, manifest: Manifest) -> Path:
-        """The saved tar of ``manifest``."""
+        """The saved tar of ``manifest`` (images saved as tars only)."""
         return self.root / manifest.tar
 
+    def image(self, manifest: Manifest) -> tarserve.TarImage:
+        """The saved image's blobs, in the layout folder or in its tar (sizes checked only);
+        an image that is not whole raises :class:`tarserve.NotServableError`."""
+        if manifest.oci_manifest:
+            return tarserve.layout(self.layout, manifest.oci_manifest, manifest.image)
+        return tarserve.index(self.tar_path(manifest), manifest.image)
+
+    def export_tar(self, manifest: Manifest, dest: Path) -> Path:
+        """The saved image as the tar a ``docker load`` of it reads: its own tar, or one
+        written to ``dest`` from the layout folder (every blob checked on the way)."""
+        if manifest.tar:
+            return self.tar_path(manifest)
+        bad: list[str] = []
+        with dest.open("wb") as out:
+            for chunk in tarserve.whole(self.image(manifest), manifest.image, bad):
+                out.write(chunk)
+        if bad:
+            dest.unlink()
+            raise StoreError(f"{len(bad)} blob(s) of {manifest.saved_as} do not match their digests",
+                             "rebuild: python -m imagebuild")
+        return dest
+
     def verify(self, manifest: Manifest) -> Optional[str]:
-        """None when the tar matches its manifest, else what is wrong with it."""
+        """None when the saved image matches its manifest, else what is wrong with it."""
         problem = self.check_size(manifest)
-        if problem is None and file_sha256(self.tar_path(manifest)) != manifest.tar_sha256:
+        if problem is None and manifest.oci_manifest:
+            image = self.image(manifest)
+            bad = tarserve.damaged(image, list(dict.fromkeys([image.manifest, image.config, *image.layers])))
+            problem = f"{len(bad)} blob(s) of {manifest.saved_as} do not match their digests" if bad else None
+        elif problem is None and file_sha256(self.tar_path(manifest)) != manifest.tar_sha256:
             problem = f"{manifest.tar} does not match its checksum"
         return problem
 
     def check_size(self, manifest: Manifest) -> Optional[str]:
-        """None when the tar is there with the manifest's size (its checksum is not read)."""
+        """None when every part of the saved image is there with its recorded size (its
+        bytes are not read): the tar, or each blob in the layout folder."""
+        if manifest.oci_manifest:
+            try:
+                self.image(manifest)
+            except tarserve.NotServableError as exc:
+                return f"{manifest.saved_as} is not whole: {exc}"
+            return None
         tar = self.tar_path(manifest)
         if not manifest.tar or not tar.is_file():
             return f"{tar.name or 'the tar'} is missing"
@@ -170,16 +269,61 @@ class ImageStore:
                     digest.update(chunk)
                 yield chunk
 
-    def prune(self, keep: int) -> list[Path]:
-        """Delete all but the newest ``keep`` saved images (never the current one)."""
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` saved images (never the current one), then the
+        layout's blobs no kept image refers to; the names of the images removed."""
         current = self.current()
-        saved = sorted(self.root.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
-        keep_names = {p.name for p in saved[: max(keep, 1)]} | ({current.tar} if current else set())
-        removed = [p for p in saved if p.name not in keep_names]
-        for tar in removed:
-            tar.unlink(missing_ok=True)
-            tar.with_suffix(".json").unlink(missing_ok=True)
+        saved = sorted((p for p in self.root.glob("*.json") if p.name != CURRENT),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+        kept = saved[: max(keep, 1)]
+        if current is not None:
+            kept += [p for p in saved if _names_image(p, current)]
+        removed = []
+        for path in saved:
+            if path in kept:
+                continue
+            old = _read(path)
+            if old is not None and old.tar:
+                (self.root / old.tar).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            removed.append(old.saved_as if old else path.name)
+        tars = {m.tar for m in map(_read, kept) if m is not None and m.tar}
+        for tar in self.root.glob("*.tar"):  # a tar with no manifest left
+            if tar.name not in tars:
+                tar.unlink(missing_ok=True)
+                removed.append(tar.name)
+        self.collect()
         return removed
+
+    def collect(self) -> None:
+        """Delete the layout's blobs that no saved image refers to, and list the saved images
+        in its ``index.json``. Nothing is deleted when a saved image's manifest does not read
+        (which blobs it needs is then unknown). Call with the build lock held."""
+        if not (self.layout / "blobs" / "sha256").is_dir():
+            return
+        images = []
+        for path in sorted(self.root.glob("*.json")):
+            m = _read(path)
+            if m is None or not m.oci_manifest:
+                continue
+            try:
+                images.append(self.image(m))
+            except tarserve.NotServableError as exc:
+                if "lacks blob" in str(exc) and m.oci_manifest in str(exc):
+                    continue  # its manifest itself is gone: it refers to nothing
+                return
+        wanted = {d for image in images for d in image.blobs}
+        for digest in self.blobs() - wanted:
+            tarserve.blob_path(self.layout, digest).unlink(missing_ok=True)
+        descriptors = {i.manifest: json.loads(i.layout)["manifests"][0] for i in images}
+        index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                            "manifests": list(descriptors.values())}, indent=1) + "\n"
+        with contextlib.suppress(OSError):
+            if _read_bytes(self.layout / "index.json") == index.encode():
+                return
+        _atomic_text(self.layout / "index.json", index)
+        if not (self.layout / "oci-layout").exists():
+            _atomic_text(self.layout / "oci-layout", '{"imageLayoutVersion":"1.0.0"}')
 
     def free_bytes(self) -> int:
         """Free space on the volume holding the store."""
@@ -198,6 +342,26 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _file_name(image: str) -> str:
+    """``sagecode:abc`` as a file name: ``sagecode-abc``."""
+    return image.replace(":", "-").replace("/", "_")
+
+
+def _read(path: Path) -> Optional[Manifest]:
+    try:
+        return manifests.read(path)
+    except UsageError:
+        return None
+
+
+def _names_image(path: Path, m: Manifest) -> bool:
+    return path.name == f"{_file_name(m.image)}.json"
+
+
+def _read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
 
 
 def _mib(n: int) -> int:

@@ -1,4 +1,4 @@
-"""The saved tar served to the engine as a read-only registry on 127.0.0.1, for ``docker pull``.
+"""The saved image served to the engine as a read-only registry on 127.0.0.1, for ``docker pull``.
 
 Why not ``docker load``: on the containerd image store the load first copies every blob of
 the tar into the content store and only then unpacks the layers, one after another. A pull
@@ -7,12 +7,14 @@ the unpack overlap. Measured on 2026-12-05 (2 CPUs, the bench's 1.86 GB image, e
 and caches dropped before each): 8.4 s for the pull against 10.5 s for the load of the same
 tar, in 3 interleaved pairs.
 
-The tar is not unpacked or copied: an OCI image layout in a tar (what the build saves, and
-``docker save`` on Docker 25 or later) keeps each blob as one member, so its bytes are sent
-with ``sendfile`` from where they sit in the file. The engine checks every blob against its
-digest as it pulls, and the image is pulled by the manifest's digest, so a damaged tar fails
-the pull instead of giving a different image. The server lives for one pull, answers only
-``127.0.0.1``, serves only that image, and allows nothing but reads.
+Nothing is unpacked or copied. The build saves the image into an OCI image layout folder,
+one file per blob (:func:`layout`); an OCI layout in a tar (``docker save`` on Docker 25 or
+later, and the tars of earlier versions) keeps each blob as one member (:func:`index`).
+Either way a blob's bytes are sent with ``sendfile`` from where they sit. The engine
+checks every blob against its digest as it pulls, and the image is pulled by the manifest's
+digest, so a damaged blob fails the pull instead of giving a different image. The server
+lives for one pull, answers only ``127.0.0.1``, serves only that image, and allows nothing
+but reads.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional
+from typing import Callable, Optional
 
 # The repository name the engine pulls from (removed again once the image has its tag).
 REPOSITORY = "sagecode-restore"
@@ -42,20 +44,22 @@ _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 
 
 class NotServableError(ValueError):
-    """The tar is not an OCI layout that holds the wanted image (load it instead)."""
+    """The saved image is not an OCI layout that holds the wanted image (load it instead)."""
 
 
 @dataclass(frozen=True)
 class Blob:
-    """Where one blob's bytes sit in the tar."""
+    """Where one blob's bytes sit: a file (a tar, or the blob's own file) and an offset."""
 
+    path: Path
     offset: int
     size: int
 
 
 @dataclass(frozen=True)
 class TarImage:
-    """An image in a saved tar: its manifest's digest and media type, and every blob."""
+    """A saved image (in a tar or a layout folder): its manifest's digest and media type, and
+    every blob; ``layout`` is the ``index.json`` a tar of it for ``docker load`` carries."""
 
     path: Path
     manifest: str
@@ -90,7 +94,7 @@ def index(path: Path, image: str) -> TarImage:
             for member in tar:
                 found = _BLOB.fullmatch(member.name.removeprefix("./"))
                 if found and member.isfile():
-                    blobs[f"{found[1]}:{found[2]}"] = Blob(member.offset_data, member.size)
+                    blobs[f"{found[1]}:{found[2]}"] = Blob(path, member.offset_data, member.size)
                 elif member.name.removeprefix("./") == "index.json" and member.isfile():
                     data = tar.extractfile(member)
                     layout = data.read() if data else None
@@ -98,43 +102,105 @@ def index(path: Path, image: str) -> TarImage:
         raise NotServableError(f"not a readable tar ({exc})") from None
     if layout is None:
         raise NotServableError("no index.json: not an OCI image layout")
-    try:
-        descriptors = json.loads(layout)["manifests"]
-        wanted = [d for d in descriptors if _names(d) & {full_name(image), image.rpartition(":")[2]}]
-        chosen = wanted[0] if len(wanted) == 1 else None
-        digest, media_type = (str(chosen["digest"]), str(chosen["mediaType"])) if chosen else ("", "")
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise NotServableError(f"index.json does not read ({exc})") from None
+    digest, media_type = _chosen(layout, image)
     if digest not in blobs:
         raise NotServableError(f"index.json names no manifest of {image} that the tar holds")
-    try:
-        manifest = json.loads(read(path, blobs[digest]))
-        layers = tuple(str(d["digest"]) for d in manifest["layers"])
-        config = str(manifest["config"]["digest"])
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise NotServableError(f"the manifest of {image} does not read as one image's ({exc})") from None
+    layers, config = _parts(blobs[digest], image)
     if missing := [d for d in (config, *layers) if d not in blobs]:
         raise NotServableError(f"the tar lacks {len(missing)} of the image's blobs")
     return TarImage(path, digest, media_type, blobs, layers, config, layout)
 
 
-def read(path: Path, blob: Blob) -> bytes:
+def named(index_json: bytes, image: str) -> str:
+    """The digest of ``image``'s manifest in an OCI layout's ``index.json``."""
+    digest = _chosen(index_json, image)[0]
+    if not digest:
+        raise NotServableError(f"index.json names no manifest of {image}")
+    return digest
+
+
+def _chosen(index_json: bytes, image: str) -> tuple[str, str]:
+    """The digest and media type of the one manifest ``index_json`` names ``image``, or ("", "")."""
+    try:
+        descriptors = json.loads(index_json)["manifests"]
+        wanted = [d for d in descriptors if _names(d) & {full_name(image), image.rpartition(":")[2]}]
+        chosen = wanted[0] if len(wanted) == 1 else None
+        return (str(chosen["digest"]), str(chosen["mediaType"])) if chosen else ("", "")
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise NotServableError(f"index.json does not read ({exc})") from None
+
+
+def layout(folder: Path, manifest: str, image: str) -> TarImage:
+    """``image`` in the OCI layout ``folder`` (one file per blob), by its manifest's digest.
+
+    Only the sizes are checked here; the engine checks every digest as it pulls (and
+    :func:`damaged` does, for what it does not fetch)."""
+    blobs: dict[str, Blob] = {}
+
+    def found(digest: str, size: Optional[int] = None) -> None:
+        path = blob_path(folder, digest)
+        try:
+            actual = path.stat().st_size
+        except OSError:
+            raise NotServableError(f"the saved image lacks blob {digest}") from None
+        if size is not None and actual != size:
+            raise NotServableError(f"blob {digest} has {actual} bytes, its manifest says {size}")
+        blobs[digest] = Blob(path, 0, actual)
+
+    found(manifest)
+    try:
+        data = json.loads(read(blobs[manifest]))
+        media_type = str(data.get("mediaType") or "application/vnd.oci.image.manifest.v1+json")
+        sizes = {str(d["digest"]): int(d["size"]) for d in (data["config"], *data["layers"])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise NotServableError(f"the manifest of {image} does not read as one image's ({exc})") from None
+    for digest, size in sizes.items():
+        found(digest, size)
+    layers, config = _parts(blobs[manifest], image)
+    name = full_name(image)
+    index_json = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                             "manifests": [{"mediaType": media_type, "digest": manifest,
+                                            "size": blobs[manifest].size,
+                                            "annotations": {_NAME_ANNOTATION: name,
+                                                            _REF_ANNOTATION: image.rpartition(":")[2]}}]})
+    return TarImage(folder, manifest, media_type, blobs, layers, config, index_json.encode())
+
+
+def blob_path(folder: Path, digest: str) -> Path:
+    """Where an OCI layout keeps ``digest``: ``blobs/ALGORITHM/HEX``."""
+    algorithm, _, hex_digest = digest.partition(":")
+    if not _BLOB.fullmatch(f"blobs/{algorithm}/{hex_digest}"):
+        raise NotServableError(f"{digest!r} is not a sha256 digest")
+    return folder / "blobs" / algorithm / hex_digest
+
+
+def _parts(manifest: Blob, image: str) -> tuple[tuple[str, ...], str]:
+    """The layers' and the config's digests of the manifest in ``manifest``."""
+    try:
+        data = json.loads(read(manifest))
+        return tuple(str(d["digest"]) for d in data["layers"]), str(data["config"]["digest"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise NotServableError(f"the manifest of {image} does not read as one image's ({exc})") from None
+
+
+def read(blob: Blob) -> bytes:
     """A (small) blob's bytes."""
-    with path.open("rb") as f:
+    with blob.path.open("rb") as f:
         f.seek(blob.offset)
         return f.read(blob.size)
 
 
-def _chunks(f: BinaryIO, blob: Blob, digest: str) -> Iterator[bytes]:
-    """A blob's bytes from the open tar, a MiB at a time; a tar that ends first raises."""
-    f.seek(blob.offset)
-    left = blob.size
-    while left > 0:
-        chunk = f.read(min(left, 1 << 20))
-        if not chunk:
-            raise OSError(f"the tar ended inside blob {digest}")
-        left -= len(chunk)
-        yield chunk
+def _chunks(blob: Blob, digest: str) -> Iterator[bytes]:
+    """A blob's bytes, a MiB at a time; a file that ends first raises."""
+    with blob.path.open("rb") as f:
+        f.seek(blob.offset)
+        left = blob.size
+        while left > 0:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                raise OSError(f"the saved image ends inside blob {digest}")
+            left -= len(chunk)
+            yield chunk
 
 
 def skipped(image: TarImage, fetched: Set[str]) -> list[str]:
@@ -146,18 +212,17 @@ def damaged(image: TarImage, digests: Sequence[str]) -> list[str]:
     """Those of ``digests`` whose bytes in the tar do not match (what the engine checks on a
     pull, but not on a load)."""
     bad = []
-    with image.path.open("rb") as f:
-        for digest in digests:
-            algorithm, _, expected = digest.partition(":")
-            h = hashlib.new(algorithm)
-            try:
-                for chunk in _chunks(f, image.blobs[digest], digest):
-                    h.update(chunk)
-            except OSError:
-                bad.append(digest)
-                continue
-            if h.hexdigest() != expected:
-                bad.append(digest)
+    for digest in digests:
+        algorithm, _, expected = digest.partition(":")
+        h = hashlib.new(algorithm)
+        try:
+            for chunk in _chunks(image.blobs[digest], digest):
+                h.update(chunk)
+        except OSError:
+            bad.append(digest)
+            continue
+        if h.hexdigest() != expected:
+            bad.append(digest)
     return bad
 
 
@@ -170,20 +235,39 @@ def completion(image: TarImage, missing: Sequence[str]) -> Iterator[bytes]:
     the blobs it skipped; loading it unpacks nothing. A load does not check the blobs'
     digests: check them first (:func:`damaged`).
     """
+    return _load_tar(image, missing)
+
+
+def whole(image: TarImage, image_name: str, bad: list[str]) -> Iterator[bytes]:
+    """A tar of the whole image for ``docker load``, as the build's docker exporter writes
+    one (``index.json``, ``manifest.json`` with its tag, the blobs); every blob's digest is
+    checked on the way, and those that do not match are appended to ``bad``."""
+    legacy = json.dumps([{"Config": "blobs/" + image.config.replace(":", "/"), "RepoTags": [image_name],
+                          "Layers": ["blobs/" + d.replace(":", "/") for d in image.layers]}]).encode()
+    return _load_tar(image, image.layers, legacy, bad)
+
+
+def _load_tar(image: TarImage, layers: Sequence[str], legacy: bytes = b"",
+              bad: Optional[list[str]] = None) -> Iterator[bytes]:
     members = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", image.layout)]
-    for name, data in members:
+    for name, data in [*members, *([("manifest.json", legacy)] if legacy else [])]:
         info = tarfile.TarInfo(name)
         info.size = len(data)
         yield info.tobuf(tarfile.USTAR_FORMAT)
         yield data + _pad(len(data))
-    with image.path.open("rb") as f:
-        for digest in dict.fromkeys([image.manifest, image.config, *missing]):
-            blob = image.blobs[digest]
-            info = tarfile.TarInfo("blobs/" + digest.replace(":", "/"))
-            info.size = blob.size
-            yield info.tobuf(tarfile.USTAR_FORMAT)
-            yield from _chunks(f, blob, digest)
-            yield _pad(blob.size)
+    for digest in dict.fromkeys([image.manifest, image.config, *layers]):
+        blob = image.blobs[digest]
+        info = tarfile.TarInfo("blobs/" + digest.replace(":", "/"))
+        info.size = blob.size
+        yield info.tobuf(tarfile.USTAR_FORMAT)
+        algorithm, _, expected = digest.partition(":")
+        h = hashlib.new(algorithm)
+        for chunk in _chunks(blob, digest):
+            h.update(chunk)
+            yield chunk
+        if bad is not None and h.hexdigest() != expected:
+            bad.append(digest)
+        yield _pad(blob.size)
     yield bytes(2 * tarfile.BLOCKSIZE)
 
 
@@ -214,28 +298,26 @@ class Serving:
 @contextlib.contextmanager
 def serving(image: TarImage, progress: Optional[Callable[[int], None]] = None) -> Iterator[Serving]:
     """Serve ``image`` on a free port of 127.0.0.1 while the block runs."""
-    with image.path.open("rb") as f:
-        server = _Server(image, f.fileno(), progress)
-        # A short poll: shutdown() waits for the loop to see it (0.5 s by default).
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name="tarserve", daemon=True)
-        thread.start()
-        try:
-            host, port = server.server_address[:2]
-            yield Serving(f"{host!s}:{port}", server.fetched, server.asked)
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+    server = _Server(image, progress)
+    # A short poll: shutdown() waits for the loop to see it (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="tarserve", daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield Serving(f"{host!s}:{port}", server.fetched, server.asked)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, image: TarImage, fd: int, progress: Optional[Callable[[int], None]]) -> None:
+    def __init__(self, image: TarImage, progress: Optional[Callable[[int], None]]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.image = image
-        self.fd = fd
         self._progress = progress
         self._lock = threading.Lock()
         self.fetched: set[str] = set()
@@ -292,8 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         digest = route["ref"]
         if route["kind"] == "manifests":
-            data = os.pread(self.server.fd, blob.size, blob.offset)
-            self._small(200, data, image.media_type, body, digest)
+            self._small(200, read(blob), image.media_type, body, digest)
             return
         self._blob(blob, digest, body)
 
@@ -331,18 +412,20 @@ class _Handler(BaseHTTPRequestHandler):
         if whole:
             self.server.fetched.add(digest)
         try:
-            self._send(blob.offset + start, end - start, digest)
+            self._send(blob, start, end - start, digest)
         except OSError:
             if whole:
                 self.server.fetched.discard(digest)
             raise
 
-    def _send(self, offset: int, left: int, digest: str) -> None:
+    def _send(self, blob: Blob, start: int, left: int, digest: str) -> None:
         out = self.connection.fileno()
-        while left > 0:
-            n = os.sendfile(out, self.server.fd, offset, min(left, 1 << 24))
-            if n == 0:
-                raise OSError(f"the tar ended inside blob {digest}")
-            offset += n
-            left -= n
-            self.server.sent(n)
+        offset = blob.offset + start
+        with blob.path.open("rb") as f:
+            while left > 0:
+                n = os.sendfile(out, f.fileno(), offset, min(left, 1 << 24))
+                if n == 0:
+                    raise OSError(f"the saved image ends inside blob {digest}")
+                offset += n
+                left -= n
+                self.server.sent(n)

@@ -30,7 +30,7 @@ def status_lines(
     manifest = ImageStore(config.state.images).current()
     return [
         ("image", image_text(config, manifest)),
-        ("tar", tar_text(config, manifest)),
+        ("saved", saved_text(config, manifest)),
         *engine_lines(config, containers, manifest),
         ("url", editor_url(metadata)),
         ("heartbeat", last_beat(config.state.home).describe(time.time())),
@@ -52,11 +52,17 @@ def image_text(config: RuntimeConfig, manifest: Optional[Manifest]) -> str:
     return f"{describe(manifest)}, built {manifest.created}"
 
 
-def tar_text(config: RuntimeConfig, manifest: Optional[Manifest]) -> str:
-    """The saved tar on the volume and its size."""
-    if manifest is None or not manifest.tar:
+def saved_text(config: RuntimeConfig, manifest: Optional[Manifest]) -> str:
+    """The saved image on the volume (a tar, or the blobs in the layout folder) and its size."""
+    if manifest is None or not (manifest.tar or manifest.oci_manifest):
         return "none saved"
-    path = ImageStore(config.state.images).tar_path(manifest)
+    store = ImageStore(config.state.images)
+    if manifest.oci_manifest:
+        problem = store.check_size(manifest)
+        where = f"{store.layout} ({manifest.saved_as})"
+        return f"{where}: {problem} (rebuild: python -m imagebuild)" if problem \
+            else f"{where} ({human(manifest.tar_bytes)})"
+    path = store.tar_path(manifest)
     if not path.is_file():
         return f"{path} is missing (rebuild: python -m imagebuild)"
     return f"{path} ({human(path.stat().st_size)})"

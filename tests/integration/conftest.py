@@ -116,3 +116,12 @@ def dev_image(docker_engine: None, image_state: Path) -> Manifest:
     current = ImageStore(image_state / "images").current()
     assert current is not None
     return current
+
+
+
+def saved_tar(state: Path, dest: Path) -> Path:
+    """The current saved image of ``state`` as the tar a ``docker load`` of it reads."""
+    store = ImageStore(state / "images")
+    current = store.current()
+    assert current is not None
+    return store.export_tar(current, dest)

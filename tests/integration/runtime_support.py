@@ -38,6 +38,7 @@ from typing import Any, Optional
 import pytest
 
 from imagebuild.manifest import Manifest
+from imagebuild.store import LAYOUT
 
 PROJECT_BIN = Path(sys.executable).parent
 TEST_USER = os.environ.get("SAGECODE_TEST_USER", "ec2-user")
@@ -282,15 +283,17 @@ def make_sandbox(
 ) -> Sandbox:
     """A sandbox in /tmp (other accounts cannot enter pytest's 0700 folders), owned by ``account``.
 
-    With ``saved`` (the developer image's ``images`` folder) the tar is hard-linked in too.
+    With ``saved`` (the developer image's ``images`` folder) the saved image is hard-linked in too.
     """
     root = Path(tempfile.mkdtemp(prefix="sagecode-test-", dir="/tmp"))
     box = Sandbox(root, account, docker_host)
     images = box.state / "images"
     images.mkdir(parents=True)
     (images / "current.json").write_text(image.to_json())
-    if saved is not None:
+    if saved is not None and image.tar:
         os.link(saved / image.tar, images / image.tar)
+    elif saved is not None:
+        shutil.copytree(saved / LAYOUT, images / LAYOUT, copy_function=os.link)
     box.workspace.mkdir()
     _chown(root, account)
     return box

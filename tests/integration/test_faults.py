@@ -1,9 +1,10 @@
 """Faults injected for real into a build and save of the small image: a volume that is too
 small or fills up mid-save (a tmpfs), the build killed with SIGKILL, the engine restarting.
 
-Each test starts from a saved image and checks that it survives: its tar still matches its
-checksum and loads, ``current.json`` still names it, no partial file is left, and the next
-run succeeds.
+Each test starts from a saved image and checks that it survives: its blobs still match their
+digests and it loads, ``current.json`` still names it, nothing half-written is left (partial
+files, BuildKit's unfinished blobs, blobs no saved image refers to), and the next run
+succeeds.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from imagebuild import manifest, tarserve
 from imagebuild.manifest import Manifest
-from imagebuild.store import PARTIAL, ImageStore
+from imagebuild.store import LAYOUT, PARTIAL, ImageStore
 from tests.integration.conftest import (
     IN_CI,
     ROOT,
@@ -30,6 +32,7 @@ from tests.integration.conftest import (
     engine_up,
     imagebuild,
     need,
+    saved_tar,
 )
 
 pytestmark = [pytest.mark.engine]
@@ -45,17 +48,28 @@ def _current(state: Path) -> Manifest:
 
 
 def _partials(state: Path) -> list[Path]:
-    return sorted((state / "images").glob(f"*{PARTIAL}*"))
+    """What a save that was cut off left: partial files, BuildKit's unfinished blobs, blobs
+    no saved image refers to."""
+    store = ImageStore(state / "images")
+    wanted = {d for m in _saved(store) for d in store.image(m).blobs}
+    return sorted([*store.root.glob(f"*{PARTIAL}*"), *(store.layout / "ingest").rglob("data"),
+                   *(tarserve.blob_path(store.layout, d) for d in store.blobs() - wanted)])
+
+
+def _saved(store: ImageStore) -> list[Manifest]:
+    return [m for m in map(manifest.read, store.root.glob("*.json")) if m.oci_manifest]
 
 
 def _assert_previous_survives(state: Path, previous: Manifest) -> None:
-    """The previous image is still current, matches its checksum, loads, and nothing is half-written."""
+    """The previous image is still current, its blobs match their digests, it loads."""
     store = ImageStore(state / "images")
     assert store.current() == previous
     assert store.verify(previous) is None
-    assert sorted(p.name for p in (state / "images").glob("*.tar")) == [previous.tar]
-    loaded = subprocess.run(["docker", "load", "-i", str(store.tar_path(previous))],
+    assert not list(store.root.glob("*.tar"))
+    tar = saved_tar(state, state.parent / f"{state.name}-previous.tar")
+    loaded = subprocess.run(["docker", "load", "-i", str(tar)],
                             check=False, capture_output=True, text=True, timeout=600)
+    tar.unlink()
     assert loaded.returncode == 0, loaded.stderr
     assert previous.image in loaded.stdout
 
@@ -77,14 +91,15 @@ def _log(state: Path) -> Path:
 
 
 def _wait_for_partial(state: Path, proc: subprocess.Popen[bytes], timeout: float = 600) -> Path:
-    """The partial tar of a running save, once it holds some bytes."""
+    """A blob BuildKit is writing into the layout folder, once it holds some bytes."""
+    ingest = state / "images" / LAYOUT / "ingest"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        found = [p for p in _partials(state) if ".json" not in p.name and _size(p) > 0]
+        found = [p for p in ingest.rglob("data") if _size(p) > 0] if ingest.is_dir() else []
         if found:
             return found[0]
         time.sleep(0.005)
-    raise AssertionError(f"no partial tar appeared (exit code {proc.poll()})")
+    raise AssertionError(f"no blob was being written (exit code {proc.poll()})")
 
 
 def _size(path: Path) -> int:
@@ -149,11 +164,13 @@ def test_full_volume_is_refused_before_the_build(small_volume: Path) -> None:
 
 
 def test_volume_filling_up_mid_save_keeps_previous_image(small_volume: Path) -> None:
-    """The volume fills up while the new tar is written: partial removed, previous kept, a rerun works."""
+    """The volume fills up while the new image is saved: what it wrote removed, previous kept,
+    a rerun works."""
     previous = _current(small_volume)
     _resize_tmpfs(small_volume, previous.tar_bytes * 2)
     filler = small_volume / "filler"
-    proc = _start_build(small_volume, *OTHER)
+    # --no-cache: every layer compressed again, so the save writes new blobs for seconds
+    proc = _start_build(small_volume, *OTHER, "--no-cache")
     _wait_for_partial(small_volume, proc)
     fill = threading.Thread(target=_fill, args=(filler,))
     fill.start()
@@ -188,16 +205,17 @@ def _fill(path: Path) -> None:
 def test_sigkill_during_save_keeps_previous_tar_and_next_run_cleans_up(
     docker_engine: None, tmp_path: Path
 ) -> None:
-    """python -m imagebuild SIGKILLed while writing its tar: the old tar stays valid and loadable,
-    the leftover is removed by the next run, which then succeeds."""
+    """python -m imagebuild SIGKILLed while saving the image: the previous one stays whole and
+    loadable, the leftovers are removed by the next run, which then succeeds."""
     imagebuild(tmp_path, *build_args(), *SMALL)
     previous = _current(tmp_path)
-    proc = _start_build(tmp_path, *OTHER)
+    proc = _start_build(tmp_path, *OTHER, "--no-cache")  # a save that writes for seconds
     partial = _wait_for_partial(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(60)
     assert proc.returncode == -signal.SIGKILL
-    assert partial.exists()  # killed mid-write: nothing could clean up
+    assert _partials(tmp_path)  # killed mid-write: nothing could clean up
+    del partial
     _assert_previous_survives(tmp_path, previous)
     restored = imagebuild(tmp_path, "restore", "--no-build")
     assert restored.stdout.strip() == f"{previous.image} present"
@@ -244,7 +262,7 @@ def test_engine_restart_mid_build_is_one_line_and_next_run_succeeds(
 
 def test_failed_cache_export_still_saves_the_image(docker_engine: None, tmp_path: Path) -> None:
     """The cache's folder fills up during its export (a 1 MiB tmpfs): BuildKit's export fails, the
-    build does not: the image is in the engine, its tar saved and verified, the export's
+    build does not: the image is in the engine, saved and verified, the export's
     leftovers deleted."""
     need(os.geteuid() == 0, "mounting a tmpfs needs root")
     cache = tmp_path / "cache"

@@ -27,7 +27,7 @@ from imagebuild.layers.model import Layer
 from imagebuild.manifest import Manifest
 from imagebuild.paths import StatePaths
 from imagebuild.store import ImageStore
-from tests.integration.conftest import BASE_IMAGE, CA_BUNDLE, build_args, imagebuild, need
+from tests.integration.conftest import BASE_IMAGE, CA_BUNDLE, build_args, imagebuild, need, saved_tar
 from tests.integration.tarscan import BUILD_TOOL, scan_tar
 
 pytestmark = [pytest.mark.image, pytest.mark.engine]
@@ -198,9 +198,7 @@ def proxy_ca_lines() -> list[bytes]:
 
 
 def _saved_tar(state: Path) -> Path:
-    current = ImageStore(state / "images").current()
-    assert current is not None
-    return state / "images" / current.tar
+    return saved_tar(state, state.parent / f"{state.name}-saved.tar")
 
 
 def test_old_glibc_base_is_refused(docker_engine: None, tmp_path: Path) -> None:

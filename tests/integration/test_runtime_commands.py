@@ -51,11 +51,11 @@ def imds_env(imds: FakeIMDS, sts: str) -> dict[str, str]:
 
 
 def test_status_reports_image_tar_container_and_activity(saved_box: Sandbox, editor_image: Manifest) -> None:
-    """status names the image and versions, the tar and its size, the container and the heartbeat."""
+    """status names the image and versions, the saved image and its size, the container and the heartbeat."""
     before = lines(saved_box.sagecode("status"))
     assert before["image"] == f"{describe(editor_image)}, built {editor_image.created}"
-    tar = saved_box.state / "images" / editor_image.tar
-    assert before["tar"] == f"{tar} ({human(editor_image.tar_bytes)})"
+    layout = saved_box.state / "images" / "oci"
+    assert before["saved"] == f"{layout} ({editor_image.saved_as}) ({human(editor_image.tar_bytes)})"
     assert before["engine"] == f"has {editor_image.image}"
     assert before["container"] == f"{saved_box.name} is not running"
     assert before["url"] == "/codeserver/"

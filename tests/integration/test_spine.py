@@ -107,18 +107,21 @@ def test_restore_after_restart_loads_tar(small: Path) -> None:
 
 @pytest.mark.wipe
 def test_restore_corrupt_tar_rebuilds_from_persisted_cache(small: Path) -> None:
-    """A corrupt tar is detected after a restart and the image is rebuilt from the cache dir."""
+    """A corrupt layer of the saved image is detected after a restart, and the image is
+    rebuilt from the cache dir."""
     m = _current(small)
-    tar = small / "images" / m.tar
-    with tar.open("r+b") as f:
-        f.seek(m.tar_bytes // 2)
+    image = ImageStore(small / "images").image(m)
+    largest = max(image.layers, key=lambda d: image.blobs[d].size)
+    with image.blobs[largest].path.open("r+b") as f:
+        f.seek(image.blobs[largest].size // 2)
         f.write(b"\0" * 4096)
     simulate_restart()
     refused = imagebuild(small, "restore", "--no-build", check=False)
     assert refused.returncode == 2
-    assert "does not match its checksum" in refused.stderr
+    assert "1 blob(s) of oci/" in refused.stderr
+    assert "do not match their digests" in refused.stderr
     result = imagebuild(small, "restore")
-    assert "cannot restore from the saved tar" in result.stderr
+    assert "cannot restore from the saved image" in result.stderr
     assert result.stdout.strip() == f"{m.image} built"
     assert "importing cache manifest from local" in result.stderr
     apt_step = [ln for ln in result.stderr.splitlines() if "apt-install.sh" in ln]
@@ -136,3 +139,4 @@ def test_missing_base_image_names_the_flag(docker_engine: None, tmp_path: Path) 
     assert "cannot get the base image sagecode-test/no-such-image:1" in errors[0]
     assert "--base-image" in errors[0].split("(pass", 1)[1]
     assert not list((tmp_path / "images").glob("*.tar"))
+    assert not ImageStore(tmp_path / "images").blobs()

@@ -22,13 +22,32 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def oci_tar(path: Path, image: str = "sagecode:aaaa", layers: Iterable[bytes] = LAYERS,
-            drop: Iterable[str] = ()) -> dict[str, bytes]:
-    """Write an OCI layout tar holding ``image``; returns every blob by digest.
+def oci_layout(folder: Path, image: str = "sagecode:aaaa",
+               layers: Iterable[bytes] = LAYERS) -> dict[str, bytes]:
+    """Save ``image`` into the OCI layout ``folder`` as ``buildx --output type=oci,tar=false``
+    does: the blobs it lacks, ``index.json`` naming the image by its full name beside the
+    images already there; returns the image's blobs by digest."""
+    blobs, manifest = _image(image, layers)
+    for d, data in blobs.items():
+        path = folder / "blobs" / d.replace(":", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_bytes(data)
+    name = image if "/" in image else f"docker.io/library/{image}"
+    index = folder / "index.json"
+    entries = json.loads(index.read_text())["manifests"] if index.exists() else []
+    entries = [e for e in entries if e["annotations"]["org.opencontainers.image.ref.name"] != name]
+    entries.append({"mediaType": MANIFEST_TYPE, "digest": digest(manifest), "size": len(manifest),
+                    "annotations": {"org.opencontainers.image.ref.name": name}})
+    index.write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
+    (folder / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return blobs
 
-    ``drop`` names blobs left out of the tar (a damaged save)."""
+
+def _image(image: str, layers: Iterable[bytes]) -> tuple[dict[str, bytes], bytes]:
+    """Every blob of an image of ``layers`` by digest, and its manifest."""
     layers = list(layers)
-    config = json.dumps({"architecture": "amd64", "os": "linux",
+    config = json.dumps({"architecture": "amd64", "os": "linux", "image": image,
                          "rootfs": {"type": "layers", "diff_ids": [digest(x) for x in layers]}}).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
@@ -37,13 +56,21 @@ def oci_tar(path: Path, image: str = "sagecode:aaaa", layers: Iterable[bytes] = 
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": digest(x),
                     "size": len(x)} for x in layers],
     }).encode()
+    return {digest(x): x for x in (config, manifest, *layers)}, manifest
+
+
+def oci_tar(path: Path, image: str = "sagecode:aaaa", layers: Iterable[bytes] = LAYERS,
+            drop: Iterable[str] = ()) -> dict[str, bytes]:
+    """Write an OCI layout tar holding ``image``; returns every blob by digest.
+
+    ``drop`` names blobs left out of the tar (a damaged save)."""
+    blobs, manifest = _image(image, layers)
     name = image if "/" in image else f"docker.io/library/{image}"
     index = json.dumps({"schemaVersion": 2, "manifests": [{
         "mediaType": MANIFEST_TYPE, "digest": digest(manifest), "size": len(manifest),
         "annotations": {"io.containerd.image.name": name,
                         "org.opencontainers.image.ref.name": image.rpartition(":")[2]},
     }]}).encode()
-    blobs = {digest(x): x for x in (config, manifest, *layers)}
     with tarfile.open(path, "w") as tar:
         for member, data in [*((f"blobs/{d.replace(':', '/')}", b) for d, b in blobs.items()
                                if d not in set(drop)),

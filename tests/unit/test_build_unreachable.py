@@ -15,7 +15,9 @@ from imagebuild.console import Console
 from imagebuild.engine import BuildFailedError, BuildRequest, OnLine
 from imagebuild.errors import EngineError
 from imagebuild.layers.code_server import NPM_WITHOUT_GITHUB
+from imagebuild.store import ImageStore
 from tests.conftest import VERSIONS
+from tests.unit.oci_fixtures import oci_layout
 from tests.unit.test_builder_cache import FakeEngine
 
 # What the build printed when 4.116.0's @vscode/ripgrep could not reach GitHub (2026-12-06).
@@ -76,8 +78,9 @@ class _FailingEngine(FakeEngine):
         self.hosts = hosts
 
     def build(self, request: BuildRequest, on_line: OnLine) -> None:
-        assert request.tar is not None
-        request.tar.write_bytes(b"half an image")
+        assert request.layout is not None
+        oci_layout(request.layout, request.tags[0])  # whole blobs, but no commit
+        (request.layout / "ingest" / "x").mkdir(parents=True)  # and an unfinished one
         raise BuildFailedError("the image build failed: exit code: 1", FIX, self.hosts)
 
 
@@ -85,7 +88,9 @@ def _fails(config: BuildConfig, hosts: tuple[str, ...], source: str) -> EngineEr
     versions = {**VERSIONS, "code-server": "4.116.0", "code-server-source": source}
     with pytest.raises(EngineError) as failed:
         builder.build(builder.plan(config, versions), _FailingEngine(hosts), Console(quiet=True))  # type: ignore[arg-type]
-    assert not list(config.state.images.glob("*.tar*"))  # the half-written tar is gone
+    assert not list(config.state.images.glob("*.tar*"))
+    assert not ImageStore(config.state.images).blobs()  # what the build saved is gone
+    assert not (config.state.images / "oci" / "ingest").exists()
     return failed.value
 
 

@@ -14,6 +14,7 @@ from imagebuild.console import Console
 from imagebuild.engine import BuildRequest, Capabilities, OnLine
 from imagebuild.store import ImageStore
 from tests.conftest import VERSIONS
+from tests.unit.oci_fixtures import oci_layout
 
 OPTIONS = "compression=zstd,ignore-error=true"
 FakeEngineT = TypeVar("FakeEngineT", bound="FakeEngine")
@@ -33,8 +34,8 @@ class FakeEngine:
 
     def build(self, request: BuildRequest, on_line: OnLine) -> None:
         self.requests.append(request)
-        assert request.tar is not None
-        request.tar.write_bytes(b"an image")
+        assert request.layout is not None
+        oci_layout(request.layout, request.tags[0])
 
     def image_id(self, ref: str) -> Optional[str]:
         return None

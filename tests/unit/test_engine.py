@@ -35,24 +35,25 @@ def test_capabilities_flag_engines_without_clone3(version: str, old: bool) -> No
     assert Capabilities(version, "v0.13", "docker", True).too_old is old
 
 
-def test_build_request_argv_with_tar_and_cache(tmp_path: Path) -> None:
-    """One build stores the image, writes the tar and exports the cache; secrets by id only."""
+def test_build_request_argv_with_layout_and_cache(tmp_path: Path) -> None:
+    """One build stores the image, saves it into the layout folder and exports the cache;
+    secrets by id only."""
     req = BuildRequest(context=tmp_path, tags=("sagecode:abc",), target="image",
                        labels={"b": "2", "a": "1"}, secrets=("id=ca-bundle,src=/ca.pem",),
                        cache_from=("type=local,src=/c",), cache_to="type=local,dest=/c,mode=max",
-                       tar=tmp_path / "x.tar", tar_options="compression=zstd")
+                       layout=tmp_path / "oci", tar_options="compression=zstd")
     assert req.argv() == [
         "buildx", "build", "--progress", "plain", "--provenance=false", "--tag=sagecode:abc",
         "--label=a=1", "--label=b=2", "--secret=id=ca-bundle,src=/ca.pem",
         "--cache-from=type=local,src=/c", "--cache-to=type=local,dest=/c,mode=max", "--target=image",
         "--output=type=image,name=sagecode:abc,compression=zstd",
-        f"--output=type=docker,dest={tmp_path / 'x.tar'},compression=zstd",
+        f"--output=type=oci,dest={tmp_path / 'oci'},tar=false,compression=zstd",
         str(tmp_path),
     ]
 
 
 def test_build_request_argv_load_only(tmp_path: Path) -> None:
-    """Without a tar the image is loaded with --load (any builder)."""
+    """Without a layout folder the image is loaded with --load (any builder)."""
     argv = BuildRequest(context=tmp_path, tags=("t",)).argv()
     assert "--load" in argv
     assert not [a for a in argv if a.startswith("--output")]

@@ -78,7 +78,8 @@ def test_cli_status_with_engine_down_still_reports(host: Path, capsys: pytest.Ca
     """status prints every line and exits 0 when the engine does not answer."""
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in out] == ["image", "tar", "engine", "container", "url", "heartbeat"]
+    labels = [line.split(":")[0] for line in out]
+    assert labels == ["image", "saved", "engine", "container", "url", "heartbeat"]
     assert "engine:    not answering" in out[2]
 
 

@@ -67,7 +67,7 @@ def test_status_names_image_versions_tar_and_container(config: RuntimeConfig) ->
         got["image"]
         == "sagecode:0123456789ab (code-server 4.139.1, node 24.22.3), built 2026-01-02T03:04:05+00:00"
     )
-    assert got["tar"] == f"{config.state.images / SAVED.tar} (1.5 KB)"
+    assert got["saved"] == f"{config.state.images / SAVED.tar} (1.5 KB)"
     assert got["engine"] == "has sagecode:0123456789ab"
     assert got["container"] == "ed is running"
 
@@ -90,7 +90,7 @@ def test_status_without_image_says_build(tmp_path: Path) -> None:
     config = RuntimeConfig(StatePaths(tmp_path), tmp_path, HostUser(1, 1, "u"), tmp_path)
     got = report(config, Engine(content=None))
     assert got["image"] == "none built yet (build it: python -m imagebuild)"
-    assert got["tar"] == "none saved"
+    assert got["saved"] == "none saved"
     assert got["engine"] == "no image to look for"
     assert got["container"] == "sagecode is not running"
 

@@ -85,9 +85,9 @@ def test_store_prune_keeps_newest_and_current(tmp_path: Path) -> None:
     store.prepare()
     for i, tag in enumerate(("aaaa", "bbbb", "cccc")):
         _save(store, tag, tag.encode())
-        os.utime(tmp_path / f"sagecode-{tag}.tar", (1000 + i, 1000 + i))
+        os.utime(tmp_path / f"sagecode-{tag}.json", (1000 + i, 1000 + i))
     removed = store.prune(keep=1)
-    assert sorted(p.name for p in removed) == ["sagecode-aaaa.tar", "sagecode-bbbb.tar"]
+    assert sorted(removed) == ["sagecode-aaaa.tar", "sagecode-bbbb.tar"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current.json", "sagecode-cccc.json",
                                                           "sagecode-cccc.tar"]
 

@@ -38,7 +38,7 @@ def test_index_finds_the_image_and_its_blobs(saved: tuple[Path, dict[str, bytes]
     assert image.media_type == MANIFEST_TYPE
     assert image.layers == tuple(digest(x) for x in LAYERS)
     assert set(image.blobs) == set(blobs)
-    assert tarserve.read(tar, image.blobs[image.manifest]) == blobs[image.manifest]
+    assert tarserve.read(image.blobs[image.manifest]) == blobs[image.manifest]
     assert image.layer_bytes == sum(len(b) for b in blobs.values())
 
 
