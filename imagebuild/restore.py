@@ -58,6 +58,9 @@ def restore(config: BuildConfig, engine: Engine, console: Console,
             console.step(f"{current.image} is already in the engine")
             return Restored("present", current)
         problem = _load(store, engine, current, console, pull=config.restore_via == "pull")
+        if problem and current.oci_manifest:
+            # BuildKit skips a blob the folder has: a rebuild would keep a damaged one
+            store.drop_damaged(current)
     if problem is None:
         _tag_latest(engine, config, current)
         return Restored("loaded", current)

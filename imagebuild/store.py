@@ -242,6 +242,18 @@ class ImageStore:
             problem = f"{manifest.tar} does not match its checksum"
         return problem
 
+    def drop_damaged(self, manifest: Manifest) -> None:
+        """Delete the blobs of ``manifest`` whose bytes do not match their digests (or sizes),
+        so that the next build writes them again (call with the build lock held)."""
+        digests = set()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            data = json.loads(tarserve.blob_path(self.layout, manifest.oci_manifest).read_bytes())
+            digests = {str(d["digest"]) for d in (data["config"], *data["layers"])}
+        for digest in {manifest.oci_manifest, *digests}:
+            path = tarserve.blob_path(self.layout, digest)
+            if path.is_file() and f"sha256:{file_sha256(path)}" != digest:
+                path.unlink()
+
     def check_size(self, manifest: Manifest) -> Optional[str]:
         """None when every part of the saved image is there with its recorded size (its
         bytes are not read): the tar, or each blob in the layout folder."""
@@ -301,21 +313,24 @@ class ImageStore:
         (which blobs it needs is then unknown). Call with the build lock held."""
         if not (self.layout / "blobs" / "sha256").is_dir():
             return
-        images = []
+        images: list[tuple[str, tarserve.TarImage]] = []
         for path in sorted(self.root.glob("*.json")):
             m = _read(path)
             if m is None or not m.oci_manifest:
                 continue
             try:
-                images.append(self.image(m))
+                images.append((m.image, self.image(m)))
             except tarserve.NotServableError as exc:
                 if "lacks blob" in str(exc) and m.oci_manifest in str(exc):
                     continue  # its manifest itself is gone: it refers to nothing
                 return
-        wanted = {d for image in images for d in image.blobs}
+        wanted = {d for _, image in images for d in image.blobs}
         for digest in self.blobs() - wanted:
             tarserve.blob_path(self.layout, digest).unlink(missing_ok=True)
-        descriptors = {i.manifest: json.loads(i.layout)["manifests"][0] for i in images}
+        # named as BuildKit names them, so that its next save replaces (not doubles) an entry
+        descriptors = {i.manifest: {**json.loads(i.layout)["manifests"][0],
+                                    "annotations": {tarserve.REF_ANNOTATION: tarserve.full_name(name)}}
+                       for name, i in images}
         index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                             "manifests": list(descriptors.values())}, indent=1) + "\n"
         with contextlib.suppress(OSError):

@@ -36,7 +36,7 @@ from typing import Callable, Optional
 # The repository name the engine pulls from (removed again once the image has its tag).
 REPOSITORY = "sagecode-restore"
 _NAME_ANNOTATION = "io.containerd.image.name"
-_REF_ANNOTATION = "org.opencontainers.image.ref.name"
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
 _BLOB = re.compile(r"blobs/(sha256)/([0-9a-f]{64})")
 _ROUTE = re.compile(r"/v2/(?P<name>[a-z0-9._/-]+)/(?P<kind>manifests|blobs)/(?P<ref>[A-Za-z0-9_.:-]+)")
 _TLS_HANDSHAKE = b"\x16"
@@ -120,11 +120,13 @@ def named(index_json: bytes, image: str) -> str:
 
 
 def _chosen(index_json: bytes, image: str) -> tuple[str, str]:
-    """The digest and media type of the one manifest ``index_json`` names ``image``, or ("", "")."""
+    """The digest and media type of the manifest ``index_json`` names ``image``, or ("", "").
+
+    When several do, the last one: BuildKit appends what it just wrote."""
     try:
         descriptors = json.loads(index_json)["manifests"]
         wanted = [d for d in descriptors if _names(d) & {full_name(image), image.rpartition(":")[2]}]
-        chosen = wanted[0] if len(wanted) == 1 else None
+        chosen = wanted[-1] if wanted else None
         return (str(chosen["digest"]), str(chosen["mediaType"])) if chosen else ("", "")
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise NotServableError(f"index.json does not read ({exc})") from None
@@ -162,7 +164,7 @@ def layout(folder: Path, manifest: str, image: str) -> TarImage:
                              "manifests": [{"mediaType": media_type, "digest": manifest,
                                             "size": blobs[manifest].size,
                                             "annotations": {_NAME_ANNOTATION: name,
-                                                            _REF_ANNOTATION: image.rpartition(":")[2]}}]})
+                                                            REF_ANNOTATION: image.rpartition(":")[2]}}]})
     return TarImage(folder, manifest, media_type, blobs, layers, config, index_json.encode())
 
 
@@ -279,7 +281,7 @@ def _names(descriptor: Mapping[str, object]) -> set[str]:
     annotations = descriptor.get("annotations")
     if not isinstance(annotations, dict):
         return set()
-    return {str(annotations[k]) for k in (_NAME_ANNOTATION, _REF_ANNOTATION) if k in annotations}
+    return {str(annotations[k]) for k in (_NAME_ANNOTATION, REF_ANNOTATION) if k in annotations}
 
 
 @dataclass(frozen=True)

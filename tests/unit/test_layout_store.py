@@ -219,3 +219,24 @@ def test_restore_of_a_missing_blob_rebuilds(saved: BuildConfig) -> None:
     with pytest.raises(StoreError, match="is not whole"):
         _restore(saved, PullingEngine())
     assert _restore(dataclasses.replace(saved), PullingEngine(), rebuild=True).action == "built"
+
+
+def test_the_same_image_saved_again_after_a_collect(store: ImageStore) -> None:
+    """The index the store writes names images as BuildKit does, so the next save of the same
+    image (a rebuild after a damaged blob) replaces its entry instead of adding a second."""
+    first = _save(store, "aaaa")
+    store.collect()
+    again = _save(store, "aaaa")
+    assert again.oci_manifest == first.oci_manifest
+    index = json.loads((store.layout / "index.json").read_text())
+    assert len(index["manifests"]) == 1
+
+
+def test_a_damaged_blob_is_dropped_so_the_rebuild_writes_it_again(saved: BuildConfig) -> None:
+    """BuildKit does not write a blob the folder already has: the restore deletes a damaged
+    one before it rebuilds, and only that one."""
+    _damage(saved, LAYERS[2])
+    assert _restore(saved, PullingEngine(), rebuild=True).action == "built"
+    store = ImageStore(saved.state.images)
+    assert not _blob(store, LAYERS[2]).exists()
+    assert _blob(store, LAYERS[1]).exists()
