@@ -142,7 +142,7 @@ class ImageStore:
         """
         rerun = "rerun the build; the previous image is kept"
         try:
-            digest = tarserve.named(_read_bytes(self.layout / "index.json"), manifest.image)
+            digest = tarserve.named((self.layout / "index.json").read_bytes(), manifest.image)
             image = tarserve.layout(self.layout, digest, manifest.image)
         except (OSError, tarserve.NotServableError) as exc:
             raise StoreError(f"the build left no whole image {manifest.image} in {self.layout}: {exc}",
@@ -164,7 +164,7 @@ class ImageStore:
             current = self.current()
             if current is None or current.oci_manifest != digest:
                 final.unlink(missing_ok=True)
-            raise self._write_error(exc, image.layer_bytes) from None
+            raise self._write_error(exc, sum(image.blobs[b].size for b in new)) from None
         return saved
 
     def commit(self, partial: Path, manifest: Manifest) -> Manifest:
@@ -236,7 +236,7 @@ class ImageStore:
         problem = self.check_size(manifest)
         if problem is None and manifest.oci_manifest:
             image = self.image(manifest)
-            bad = tarserve.damaged(image, list(dict.fromkeys([image.manifest, image.config, *image.layers])))
+            bad = tarserve.damaged(image, list(image.blobs))
             problem = f"{len(bad)} blob(s) of {manifest.saved_as} do not match their digests" if bad else None
         elif problem is None and file_sha256(self.tar_path(manifest)) != manifest.tar_sha256:
             problem = f"{manifest.tar} does not match its checksum"
@@ -334,7 +334,7 @@ class ImageStore:
         index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                             "manifests": list(descriptors.values())}, indent=1) + "\n"
         with contextlib.suppress(OSError):
-            if _read_bytes(self.layout / "index.json") == index.encode():
+            if (self.layout / "index.json").read_bytes() == index.encode():
                 return
         _atomic_text(self.layout / "index.json", index)
         if not (self.layout / "oci-layout").exists():
@@ -373,10 +373,6 @@ def _read(path: Path) -> Optional[Manifest]:
 
 def _names_image(path: Path, m: Manifest) -> bool:
     return path.name == f"{_file_name(m.image)}.json"
-
-
-def _read_bytes(path: Path) -> bytes:
-    return path.read_bytes()
 
 
 def _mib(n: int) -> int:
