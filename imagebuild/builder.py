@@ -36,14 +36,14 @@ TAR_OPTIONS = "compression=zstd,force-compression=true,oci-mediatypes=true"
 # (zstd also packs and unpacks several times faster than gzip). Any BuildKit that can
 # import a cache reads zstd.
 # A failed cache export (a full volume, a registry that refuses the push) fails no build: the
-# image and its tar are what the user needs; the cache only speeds up the next build.
+# image and its saved copy are what the user needs; the cache only speeds up the next build.
 CACHE_OPTIONS = "compression=zstd,ignore-error=true"
 # The cache is written to the user's volume only when this much would stay free after the
-# tar (a version bump adds a few hundred MB of new blobs; unreferenced ones are pruned after).
+# saved image (a version bump adds a few hundred MB of new blobs; unreferenced ones are pruned after).
 CACHE_ROOM = 1 << 30
 CONTENT_TAG = re.compile(r"[0-9a-f]{12}")
 LOCK_WAIT_S = 3600.0
-# How BuildKit and the docker CLI report ENOSPC while writing the tar (or the cache).
+# How BuildKit and the docker CLI report ENOSPC while saving the image (or the cache).
 NO_SPACE = "no space left on device"
 
 
@@ -77,7 +77,7 @@ def plan(config: BuildConfig, versions: Mapping[str, str]) -> Plan:
 
 
 def build(p: Plan, engine: Engine, console: Console, *, no_cache: bool = False) -> Manifest:
-    """Build ``p`` (unless already built and saved), save its tar, make it current."""
+    """Build ``p`` (unless already built and saved), save it, make it current."""
     store = ImageStore(p.config.state.images)
     with exclusive(p.config.state.run / "build.lock", LOCK_WAIT_S,
                    lambda: console.step("waiting for another build to finish")):
@@ -217,7 +217,7 @@ def _within_room(request: BuildRequest, config: BuildConfig, store: ImageStore,
         return request
     console.note(
         f"only {max(room, 0) >> 20} MiB would stay free on the volume after the saved image: "
-        "not writing the build cache this time (the image and its tar are saved as usual)"
+        "not writing the build cache this time (the image is saved as usual)"
     )
     return dataclasses.replace(request, cache_to="")
 

@@ -21,7 +21,7 @@ DEFAULT_BASE_IMAGE = "ubuntu:22.04"
 CODE_SERVER_SOURCES = ("auto", "github", "npm")
 AWS_CLI_SOURCES = ("pypi", "v2")
 CACHE_MODES = ("auto", "min", "max", "off")
-#: How ``restore`` hands the saved tar to the engine: ``pull`` from 127.0.0.1, falling back
+#: How ``restore`` hands the saved image to the engine: ``pull`` from 127.0.0.1, falling back
 #: to a load where the engine cannot reach it (the default), or always ``load``.
 RESTORE_WAYS = ("pull", "load")
 # The predecessor's Amazon Bedrock defaults.
@@ -88,7 +88,7 @@ class BuildConfig:
     cache_cap_mb: int = 6144
     #: ``pull`` (default) or ``load``: see RESTORE_WAYS.
     restore_via: str = "pull"
-    #: How many saved image tars to keep (newest first).
+    #: How many saved images to keep (newest first).
     keep: int = 1
     #: A CA bundle every download in the build trusts (mounted as a secret).
     ca_bundle: Optional[Path] = None

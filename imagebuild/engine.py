@@ -51,7 +51,7 @@ class Capabilities:
 
     @property
     def multi_output(self) -> bool:
-        """One build both stores the image in the engine and writes its tar.
+        """One build both stores the image in the engine and saves it into a layout folder.
 
         Only the docker driver on the containerd store exports ``type=image`` straight
         into the engine; buildx 0.13 added several outputs per build. Other builders load

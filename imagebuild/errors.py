@@ -32,4 +32,4 @@ class EngineError(SagecodeError):
 
 
 class StoreError(SagecodeError):
-    """The saved image (tar and manifest) on the persistent volume is missing or bad."""
+    """The saved image (its blobs or tar, and manifest) on the persistent volume is missing or bad."""

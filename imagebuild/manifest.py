@@ -1,4 +1,4 @@
-"""The manifest written beside each saved image: what it is, which versions, which tar.
+"""The manifest written beside each saved image: what it is, which versions, where it is saved.
 
 The same JSON serves as a lock file: ``--lock FILE`` rebuilds with its ``versions``.
 """

@@ -34,7 +34,7 @@ class StatePaths:
 
     @property
     def images(self) -> Path:
-        """Saved image tars and their manifests."""
+        """Saved images (the OCI layout folder ``oci/``, tars) and their manifests."""
         return self.root / "images"
 
     @property

@@ -39,13 +39,13 @@ PARTIAL = ".partial"
 CHUNK = 1 << 20
 Progress = Callable[[int], None]
 FIX_STATE_DIR = "fix its permissions or choose another --state-dir"
-# What a save needs free when nothing was saved yet: the full image's tar and some slack.
+# What a save needs free when nothing was saved yet: the full image and some slack.
 FIRST_SAVE_BYTES = 3 << 30
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class ImageStore:
-    """The directory of saved image tars and manifests."""
+    """The directory of saved images (the layout folder, tars) and their manifests."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -109,7 +109,7 @@ class ImageStore:
             raise
 
     def needed_bytes(self) -> int:
-        """Free space a save needs: the current tar's size and a quarter, else FIRST_SAVE_BYTES."""
+        """Free space a save needs: the current image's size and a quarter, else FIRST_SAVE_BYTES."""
         current = self.current()
         size = current.tar_bytes if current else 0
         return size + size // 4 if size else FIRST_SAVE_BYTES
@@ -125,7 +125,7 @@ class ImageStore:
             )
 
     def full_error(self, written: int) -> StoreError:
-        """The error for a volume that filled up after ``written`` bytes of a tar."""
+        """The error for a volume that filled up after ``written`` bytes of a save."""
         need = max(self.needed_bytes(), written + written // 4)
         return StoreError(
             f"the volume holding {self.root} filled up during the save ({_mib(written)} MiB "
