@@ -147,9 +147,9 @@ def _commit_layout(store: ImageStore, manifest: Manifest, before: frozenset[str]
 
 def _discard(store: ImageStore) -> None:
     """Delete what a failed save wrote: BuildKit's unfinished and new blobs (no saved image
-    refers to them); the previous image stays whole."""
+    refers to them; :meth:`ImageStore.remove_leftovers` collects them); the previous image
+    stays whole."""
     store.remove_leftovers()
-    store.collect()
 
 
 def _needs_github(exc: BuildFailedError, versions: Mapping[str, str]) -> Optional[EngineError]:

@@ -154,11 +154,11 @@ def layout(folder: Path, manifest: str, image: str) -> TarImage:
         data = json.loads(read(blobs[manifest]))
         media_type = str(data.get("mediaType") or "application/vnd.oci.image.manifest.v1+json")
         sizes = {str(d["digest"]): int(d["size"]) for d in (data["config"], *data["layers"])}
+        layers, config = tuple(str(d["digest"]) for d in data["layers"]), str(data["config"]["digest"])
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise NotServableError(f"the manifest of {image} does not read as one image's ({exc})") from None
     for digest, size in sizes.items():
         found(digest, size)
-    layers, config = _parts(blobs[manifest], image)
     name = full_name(image)
     index_json = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                              "manifests": [{"mediaType": media_type, "digest": manifest,
