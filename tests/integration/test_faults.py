@@ -95,7 +95,10 @@ def _wait_for_partial(state: Path, proc: subprocess.Popen[bytes], timeout: float
     ingest = state / "images" / LAYOUT / "ingest"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        found = [p for p in ingest.rglob("data") if _size(p) > 0] if ingest.is_dir() else []
+        try:  # BuildKit creates and removes ingest folders while this walks them
+            found = [p for p in ingest.rglob("data") if _size(p) > 0] if ingest.is_dir() else []
+        except FileNotFoundError:
+            found = []
         if found:
             return found[0]
         time.sleep(0.005)
