@@ -6,6 +6,7 @@ baseline measured in the same invocation, on the same machine, with the same con
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -21,13 +22,15 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE_SCRIPT = Path(os.environ.get("SAGECODE_ENGINE_SCRIPT", ROOT.parent / "shared/tools/docker-engine.sh"))
 BASE_IMAGE = os.environ.get("SAGECODE_BENCH_BASE_IMAGE", "local/debian:bookworm")
 CA_BUNDLE = os.environ.get("SAGECODE_BENCH_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 READY_TIMEOUT = 300.0
+# A 127.0.0.1 port, or a unix socket's path.
+Address = Union[int, str]
 
 
 class BenchError(Exception):
@@ -161,26 +164,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def healthy(port: int) -> bool:
-    """code-server answers /healthz on 127.0.0.1:``port``."""
+def healthy(address: Address) -> bool:
+    """code-server answers /healthz on 127.0.0.1:``address`` (a port) or on a unix socket (a path)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (OSError, urllib.error.URLError):
+        if isinstance(address, int):
+            with urllib.request.urlopen(f"http://127.0.0.1:{address}/healthz", timeout=2) as answer:
+                return bool(answer.status == 200)
+        connection = UnixHTTPConnection(address)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    except (OSError, urllib.error.URLError, http.client.HTTPException):
         return False
 
 
-def wait_healthy(port: int, start: float, process: Optional[subprocess.Popen[bytes]] = None,
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket, as jupyter-server-proxy reaches a ``unix_socket`` server."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=2)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(2)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def wait_healthy(address: Address, start: float, process: Optional[subprocess.Popen[bytes]] = None,
                  log: Optional[Path] = None) -> float:  # fmt: skip
     """Seconds from ``start`` (a monotonic time) until /healthz answers."""
     while time.monotonic() - start < READY_TIMEOUT:
-        if healthy(port):
+        if healthy(address):
             return time.monotonic() - start
         if process is not None and process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log else ""
             raise BenchError(f"the wrapper exited with {process.returncode}:\n{tail}")
         time.sleep(0.05)
-    raise BenchError(f"no /healthz on port {port} in {READY_TIMEOUT:.0f} s")
+    raise BenchError(f"no /healthz on {address} in {READY_TIMEOUT:.0f} s")
 
 
 def log_file(what: str) -> Path:
@@ -192,28 +220,42 @@ def log_file(what: str) -> Path:
 
 @dataclass
 class Wrapper:
-    """The installed ``code-server`` wrapper, started as jupyter-server-proxy starts it."""
+    """The installed ``code-server`` wrapper, started as jupyter-server-proxy starts it.
+
+    ``unix_socket``: on a unix socket in a private folder, as JSP 4 with Tornado >= 6.3 runs it
+    (the launcher's default, ``auto``); else on a 127.0.0.1 port, as older proxies do.
+    """
 
     state: Path
     workspace: Path
+    unix_socket: bool = True
     name: str = "sagecode-bench"
     process: Optional[subprocess.Popen[bytes]] = None
     log: Path = field(default_factory=lambda: log_file("wrapper"))
+    address: Address = 0
+    folder: Optional[Path] = None
 
-    def start(self, port: int) -> None:
-        """``code-server --bind-addr 127.0.0.1:PORT --auth none WORKSPACE``."""
+    def start(self) -> None:
+        """``code-server --socket PATH`` or ``--bind-addr 127.0.0.1:PORT``, ``--auth none WORKSPACE``."""
+        if self.unix_socket:
+            self.folder = Path(tempfile.mkdtemp(prefix="sagecode-bench-socket-"))  # mode 700, as JSP's
+            self.address = str(self.folder / "code-server.sock")
+            listen = ["--socket", self.address]
+        else:
+            self.address = free_port()
+            listen = ["--bind-addr", f"127.0.0.1:{self.address}"]
         binary = Path(sys.executable).parent / "code-server"
         env = {**os.environ, "SAGECODE_STATE_DIR": str(self.state), "SAGECODE_WORKSPACE": str(self.workspace),
                "SAGECODE_CONTAINER": self.name, "SAGECODE_IMAGE_WAIT": "600"}  # fmt: skip
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [str(binary), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none", str(self.workspace)],
+                [str(binary), *listen, "--auth", "none", str(self.workspace)],
                 env=env, stdout=out, stderr=subprocess.STDOUT, cwd="/",
             )  # fmt: skip
 
-    def ready(self, port: int, start: float) -> float:
+    def ready(self, start: float) -> float:
         """Seconds from ``start`` to /healthz through this wrapper."""
-        return wait_healthy(port, start, self.process, self.log)
+        return wait_healthy(self.address, start, self.process, self.log)
 
     def stop(self) -> None:
         """SIGTERM, as JSP stops it; the container goes with it."""
@@ -225,6 +267,8 @@ class Wrapper:
                 self.process.kill()
                 self.process.wait()
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, check=False)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def container_memory(name: str) -> int:
