@@ -4,15 +4,18 @@
 engine lacks it, the saved tar is loaded by ``python -m imagebuild restore --no-build``,
 which also waits for a restore the lifecycle hook is running; the wait is bounded by
 ``SAGECODE_IMAGE_WAIT``. There is no fallback to an older image: a restore that fails
-fails the launch, and the log says which image runs.
+fails the launch, and the log says which image runs. The wrapper passes ``waiting``: what
+to do while a restore runs (answer the proxy with a page that waits: ``runtime/waitpage.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 from imagebuild.errors import StoreError
 from imagebuild.manifest import Manifest
@@ -39,13 +42,18 @@ def describe(manifest: Manifest) -> str:
     return f"{manifest.image} ({versions or 'no versions recorded'})"
 
 
-def select_image(config: RuntimeConfig, containers: Containers, log: logging.Logger) -> Image:
-    """The image to run, restored into the engine first when it is missing."""
+Waiting = Callable[[], AbstractContextManager[object]]
+
+
+def select_image(config: RuntimeConfig, containers: Containers, log: logging.Logger,
+                 waiting: Waiting = contextlib.nullcontext) -> Image:  # fmt: skip
+    """The image to run, restored into the engine first (inside ``waiting()``) when it is missing."""
     if config.image:
         return _named_image(config.image, containers, log)
     manifest = current_manifest(config)
     if not containers.image_id(manifest.image):
-        restore(config, manifest.image, containers, log)
+        with waiting():
+            restore(config, manifest.image, containers, log)
     log.info("running %s", describe(manifest))
     return Image(manifest.image, manifest.content)
 

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -71,7 +72,7 @@ class Wrapper:
     def run(self, args: CodeServerArgs) -> int:
         """Set up, start and supervise the container; returns the exit status."""
         setup_home(self.config.state.home)
-        image = select_image(self.config, self.containers, self.log)
+        image = select_image(self.config, self.containers, self.log, lambda: _wait_page(args, self.log))
         run = self.config.state.run
         with relay(self.config.credentials, run, self.log, self.config.credentials_refresh) as credentials:
             argv = self.plan(args, image, credentials.mount if credentials else None)
@@ -145,6 +146,14 @@ class Wrapper:
             if pid != os.getpid():
                 self.log.info("another editor (wrapper %d) is running: replacing it", pid)
                 os.kill(pid, signal.SIGTERM)
+
+
+def _wait_page(args: CodeServerArgs, log: logging.Logger) -> AbstractContextManager[object]:
+    """The page the proxy gets while the image is restored (imported only then: http.server
+    is not needed on the usual launch)."""
+    from runtime import waitpage  # noqa: PLC0415 - http.server is slow to import
+
+    return waitpage.serving(args, log)
 
 
 def host_facts(config: RuntimeConfig, info: Info) -> HostFacts:

@@ -208,9 +208,19 @@ def start_jupyter_as_user(instance: Instance) -> Jupyter:
 
 
 def through_proxy(server: Jupyter, path: str) -> requests.Response:
-    """GET ``<base>/codeserver/<path>``: the first one starts the editor, so it may take minutes."""
+    """GET ``<base>/codeserver/<path>``: the first one starts the editor, so it may take minutes.
+
+    While the wrapper restores the image, the address answers 503 with a page that waits
+    (``runtime/waitpage.py``); this asks again, as that page does, until the editor answers.
+    """
     headers = {"Authorization": f"token {server.token}"}
-    return requests.get(f"{server.url}codeserver/{path}", headers=headers, timeout=EDITOR_TIMEOUT)
+    deadline = time.monotonic() + EDITOR_TIMEOUT
+    while True:
+        answer = requests.get(f"{server.url}codeserver/{path}", headers=headers, timeout=EDITOR_TIMEOUT)
+        restoring = answer.status_code == 503 and "its image is being restored" in answer.text
+        if not restoring or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.5)
 
 
 def card_names(server: Jupyter) -> list[str]:

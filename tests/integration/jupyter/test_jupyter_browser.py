@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from imagebuild.manifest import Manifest
 from tests.integration.conftest import need
-from tests.integration.jupyter.conftest import Jupyter
+from tests.integration.jupyter.conftest import Jupyter, editor_environ, start_jupyter, stop_jupyter
+from tests.integration.runtime_support import docker, make_sandbox, me
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -87,6 +92,49 @@ def test_card_opens_the_workbench_on_the_workspace(lab: Page, workspace: Path) -
     title = editor.locator(".part.sidebar .pane-header", has_text=re.compile(workspace.name, re.IGNORECASE))
     title.first.wait_for()
     screenshot(lab, "jupyter-code-server-tab.png")
+
+
+def test_card_during_a_restore_waits_on_a_page_that_becomes_the_workbench(
+    browser: Browser, jupyter_glue: Path, editor_state: Path, editor_image: Manifest, tmp_path: Path
+) -> None:
+    """After a restart the card answers at once, with a page that waits for the restore and
+    turns into the workbench by itself: the proxy's readiness back-off is not waited for.
+
+    The image is missing under its name (a copy of the editor's, saved in the sandbox), and
+    the test holds the restore's lock as a start hook restoring it would.
+    """
+    image = replace(editor_image, image=f"sagecode-waitpage-test:{editor_image.content[:12]}")
+    box = make_sandbox(me(), image, saved=editor_state / "images")
+    lock_path = box.state / "run" / "build.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    server = start_jupyter(jupyter_glue, tmp_path, editor_environ(box))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        page.goto(f"{server.url}lab?token={server.token}")
+        clicked = time.monotonic()
+        page.locator(".jp-LauncherCard").filter(has_text="Code Server").click()
+        editor = page.frame_locator(".jp-ServerProxy iframe")
+        editor.get_by_text("its image is being restored").wait_for()
+        waiting = time.monotonic() - clicked
+        screenshot(page, "jupyter-code-server-restoring.png")
+        time.sleep(3)  # the restore is held: the page stays, polling
+        assert editor.locator(".monaco-workbench").count() == 0
+        os.close(lock)  # the restore goes on
+        lock = -1
+        editor.locator(".monaco-workbench").wait_for(timeout=EDITOR_TIMEOUT_MS)
+        print(f"\nthe waiting page after {waiting:.1f} s; the workbench {time.monotonic() - clicked:.1f} s "
+              "after the click (3 s of it the held restore)")
+        assert "restoring it" in (box.state / "logs/wrapper.log").read_text()
+    finally:
+        page.close()
+        if lock >= 0:
+            os.close(lock)
+        stop_jupyter(server)
+        docker("rmi", image.image)
+        box.close()
 
 
 def screenshot(page: Page, name: str) -> None:
