@@ -1,4 +1,4 @@
-"""``python -m bench [image|restart|build|release|registry|memory|all]``: benchmarks, a Markdown report.
+"""``python -m bench [image|restart|proxy|build|release|registry|memory|all]``: benchmarks, a Markdown report.
 
 Needs root and ``docker-engine.sh`` (it wipes the engine between runs, as an instance
 restart does): run it on a machine where nothing else uses the engine.
@@ -11,16 +11,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import build, image, memory, release, restart
+from bench import build, image, memory, proxy, release, restart
 from bench.common import ROOT, BenchError, Row, machine, say, table
 
+PARTS = ("image", "restart", "proxy", "build", "release", "registry")  # "all"; memory only by name
 DEFAULT_STATE = Path("/var/tmp/sagecode-bench/full")  # noqa: S108 (root-only bench machine)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="*", default=["all"],
-                        choices=["image", "restart", "build", "release", "registry", "memory", "all"])
+                        choices=[*PARTS, "memory", "all"])
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
                         help=f"state folder holding the saved image to restore (default {DEFAULT_STATE})")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each measure (default 3)")
@@ -32,7 +33,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts",
                         help="folder for the report (default artifacts/)")
     args = parser.parse_args()
-    what = {"image", "restart", "build", "release", "registry"} if "all" in args.what else set(args.what)
+    what = set(PARTS) if "all" in args.what else set(args.what)
     if args.rounds < 3:
         parser.error("--rounds must be at least 3 (medians of fewer runs mean little)")
     rows: list[Row] = []
@@ -49,6 +50,8 @@ def main() -> int:
             rows.append(image.startup())
         if "restart" in what:
             rows += restart.bench(args.state, args.rounds)
+        if "proxy" in what:
+            rows += proxy.bench(args.state, args.rounds)
         bump = build.CODE_SERVER_ALL if args.layers == "all" else build.CODE_SERVER
         if "build" in what:
             rows += build.bench(args.rounds, args.bumps, bump)

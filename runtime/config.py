@@ -15,6 +15,7 @@ Every knob is a ``SAGECODE_*`` variable; the defaults suit a notebook instance.
 | ``SAGECODE_NETWORK`` | ``bridge`` | ``host`` where the engine allows it (rootful only) |
 | ``SAGECODE_CREDENTIALS`` | ``on`` | ``off``: the host's AWS credentials are not relayed (``credrelay``) |
 | ``SAGECODE_CREDENTIALS_REFRESH`` | ``1200`` | seconds before expiry the relay renews the credentials |
+| ``SAGECODE_WAIT_PAGE`` | ``on`` | ``off``: no page on the address during a restore (``waitpage``) |
 | ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` | ``http://169.254.169.254`` | the SDKs' own; ``doctor`` probes it |
 """
 
@@ -86,6 +87,7 @@ class RuntimeConfig:
     imds_endpoint: str = DEFAULT_IMDS
     credentials: bool = False  # load_config's default is on: a bare config (tests) relays nothing
     credentials_refresh: float = REFRESH_AHEAD
+    wait_page: bool = True
 
 
 def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser] = None) -> RuntimeConfig:
@@ -109,6 +111,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, user: Optional[HostUser
         imds_endpoint=env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_IMDS,
         credentials=_flag(env, "SAGECODE_CREDENTIALS", default=True),
         credentials_refresh=_seconds(env, "SAGECODE_CREDENTIALS_REFRESH", REFRESH_AHEAD),
+        wait_page=_flag(env, "SAGECODE_WAIT_PAGE", default=True),
     )
 
 

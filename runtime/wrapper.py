@@ -72,7 +72,8 @@ class Wrapper:
     def run(self, args: CodeServerArgs) -> int:
         """Set up, start and supervise the container; returns the exit status."""
         setup_home(self.config.state.home)
-        image = select_image(self.config, self.containers, self.log, lambda: _wait_page(args, self.log))
+        waiting = (lambda: _wait_page(args, self.log)) if self.config.wait_page else contextlib.nullcontext
+        image = select_image(self.config, self.containers, self.log, waiting)
         run = self.config.state.run
         with relay(self.config.credentials, run, self.log, self.config.credentials_refresh) as credentials:
             argv = self.plan(args, image, credentials.mount if credentials else None)

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from runtime.credrelay import RelayMount
 from runtime.plan import Image
 from runtime.usermap import HostUser
 from runtime.wrapper import Wrapper
+from tests.integration.runtime_support import get
 from tests.unit.runtime_fakes import FakeContainers
 
 CURRENT = Manifest(
@@ -150,3 +152,29 @@ def test_wrapper_no_relay_under_remap_onto_another_uid(
     assert not [arg for arg in argv if "sagecode-credentials" in arg]
     assert run.forwarder_user is None
     assert "userns-remap onto uid 231072, not this user: the editor cannot open" in caplog.text
+
+
+@pytest.mark.parametrize("page", [True, False])
+def test_wrapper_answers_on_its_socket_while_restoring_unless_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: bool
+) -> None:
+    """With the image missing, the socket answers 503 during the restore (SAGECODE_WAIT_PAGE=off:
+    nothing listens), and is free again when the container starts."""
+    run = make(tmp_path, ["true"])
+    run.config = replace(run.config, wait_page=page)
+    run.containers.images.clear()  # type: ignore[attr-defined]  # the restart wiped the engine
+    sock = tmp_path / "proxy" / "socket"
+    sock.parent.mkdir()
+    seen: list[object] = []
+
+    def restore(command: Sequence[str], **kwargs: Any) -> None:
+        try:
+            seen.append(get(None, sock, "/")[0])
+        except OSError as exc:
+            seen.append(type(exc).__name__)
+        run.containers.images[CURRENT.image] = {}  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(subprocess, "run", restore)
+    assert run.run(parse_args(["--socket", str(sock)])) == 0
+    assert seen == ([503] if page else ["FileNotFoundError"])
+    assert not sock.exists()
