@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
+import logging
+import socketserver
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from bench import common
+from runtime.args import CodeServerArgs
+from runtime.waitpage import serving
 
 
 def test_cold_caches_syncs_then_drops_every_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,3 +77,32 @@ def test_engine_script_runs_again_without_the_wipe_when_dockerd_is_not_ready(
     with pytest.raises(common.BenchError, match="engine is up"):
         common.engine_script(base=None)
     assert len(calls) == 3
+
+
+def test_healthy_needs_a_200_on_the_socket_or_port(tmp_path: Path) -> None:
+    """/healthz over a unix socket or a port: only code-server's 200 counts, not the waiting
+    page's 503, and nothing listening is simply not ready."""
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    sock = tmp_path / "code-server.sock"
+    assert not common.healthy(str(sock))
+    with UnixServer(str(sock), Ok) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        assert common.healthy(str(sock))
+        server.shutdown()
+    with socketserver.TCPServer(("127.0.0.1", 0), Ok) as tcp:
+        threading.Thread(target=tcp.serve_forever, daemon=True).start()
+        assert common.healthy(int(tcp.server_address[1]))
+        tcp.shutdown()
+    waiting = tmp_path / "waiting.sock"
+    with serving(CodeServerArgs(socket=str(waiting)), logging.getLogger("test")):
+        assert not common.healthy(str(waiting))
