@@ -260,15 +260,26 @@ def _logged(target: Callable[[], None], log: logging.Logger) -> Callable[[], Non
     return run
 
 
+Found = tuple[Optional[Source], str]
+
+
 @contextlib.contextmanager
 def relay(
-    enabled: bool, run_dir: Path, log: logging.Logger, ahead: float = REFRESH_AHEAD
+    enabled: bool,
+    run_dir: Path,
+    log: logging.Logger,
+    ahead: float = REFRESH_AHEAD,
+    found: Optional[Callable[[], Found]] = None,
 ) -> Iterator[Optional[Relay]]:
-    """A relay for this launch when enabled and the host has credentials; None otherwise."""
+    """A relay for this launch when enabled and the host has credentials; None otherwise.
+
+    ``found``: the host's credentials looked up already (the wrapper starts the lookup
+    beside its other work: botocore's import and chain take about 0.1 s); it may raise.
+    """
     started: Optional[Relay] = None
     if enabled:
         try:
-            source, region = host_source(ahead)
+            source, region = found() if found is not None else host_source(ahead)
             if source is None:
                 log.info("no AWS credentials on the host: the editor gets none")
             else:

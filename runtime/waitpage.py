@@ -52,6 +52,7 @@ editor as soon as it answers.</p>
 </script>
 """
 RETRY_AFTER = "1"
+POLL = 0.02  # how soon the server notices it is to stop: the restore waits that long at most
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -80,6 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    inode = 0  # of the socket file this server made: only that one is removed at the end
 
 
 class _LoopbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -98,9 +100,10 @@ def bind(args: CodeServerArgs) -> Server:
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise FileExistsError(f"{path} exists and is not a socket")
             path.unlink()  # left by the placeholder that became this wrapper, or a killed launch
-        server: Server = _UnixServer(str(path), _Handler)
+        unix = _UnixServer(str(path), _Handler)
+        unix.inode = path.lstat().st_ino
         path.chmod(int(args.socket_mode or DEFAULT_SOCKET_MODE, 8))
-        return server
+        return unix
     return _LoopbackServer((PUBLISH_HOST, listen_port(args)), _Handler)
 
 
@@ -109,7 +112,10 @@ def close(server: Server) -> None:
     server.shutdown()
     server.server_close()
     if isinstance(server, _UnixServer):
-        Path(os.fsdecode(server.server_address)).unlink(missing_ok=True)  # type: ignore[arg-type]
+        path = Path(os.fsdecode(server.server_address))  # type: ignore[arg-type] # a path for AF_UNIX
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_ino == server.inode:  # not a socket another launch made since
+                path.unlink()
 
 
 @contextlib.contextmanager
@@ -121,7 +127,7 @@ def serving(args: CodeServerArgs, log: logging.Logger) -> Iterator[Optional[Serv
         log.warning("cannot answer on the editor's address while restoring: %s", exc)
         yield None
         return
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True)
     thread.start()
     log.info("answering on the editor's address with a page that waits for the restore")
     try:

@@ -122,3 +122,16 @@ def test_the_page_is_up_only_while_the_image_is_restored(
     assert entered == ["in", "out"]
     select_image(conf, engine, LOG, Waiting)  # present now: no page
     assert entered == ["in", "out"]
+
+
+def test_a_socket_made_since_by_another_launch_is_not_removed(tmp_path: Path) -> None:
+    """A launch that took the path over (the proxy started the wrapper again) keeps its socket."""
+    path = tmp_path / "socket"
+    with serving(CodeServerArgs(socket=str(path)), LOG):
+        path.unlink()
+        newer = socket.socket(socket.AF_UNIX)
+        newer.bind(str(path))
+    try:
+        assert path.exists()
+    finally:
+        newer.close()
