@@ -211,14 +211,16 @@ def through_proxy(server: Jupyter, path: str) -> requests.Response:
     """GET ``<base>/codeserver/<path>``: the first one starts the editor, so it may take minutes.
 
     While the wrapper restores the image, the address answers 503 with a page that waits
-    (``runtime/waitpage.py``); this asks again, as that page does, until the editor answers.
+    (``runtime/waitpage.py``); once that page was seen, this asks again through any 5xx (the
+    proxy's own, in the moment between the page and the editor), as the page does.
     """
     headers = {"Authorization": f"token {server.token}"}
     deadline = time.monotonic() + EDITOR_TIMEOUT
+    waited = False
     while True:
         answer = requests.get(f"{server.url}codeserver/{path}", headers=headers, timeout=EDITOR_TIMEOUT)
-        restoring = answer.status_code == 503 and "its image is being restored" in answer.text
-        if not restoring or time.monotonic() > deadline:
+        waited = waited or (answer.status_code == 503 and "its image is being restored" in answer.text)
+        if answer.status_code < 500 or not waited or time.monotonic() > deadline:
             return answer
         time.sleep(0.5)
 
