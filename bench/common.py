@@ -259,16 +259,32 @@ class Wrapper:
 
     def stop(self) -> None:
         """SIGTERM, as JSP stops it; the container goes with it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, check=False)
+        if self.process is not None:
+            terminate(self.process, self.name)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def terminate(process: subprocess.Popen[bytes], container: str) -> None:
+    """SIGTERM (a wrapper, or the Jupyter that runs one, stops its container), SIGKILL after
+    60 s; then the container is removed whatever happened."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+
+
+def finish(folder: Path) -> None:
+    """Remove a benchmark's folder and make the base image again, for the builds that follow."""
+    clean(folder)
+    try:
+        engine_script()
+    except BenchError as exc:  # not in place of what failed before
+        say(f"could not make the base image again: {exc}")
 
 
 def container_memory(name: str) -> int:

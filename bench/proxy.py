@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import BenchError, Row, clean, engine_script, free_port, run, say, wipe_engine
+from bench.common import BenchError, Row, clean, finish, free_port, run, say, terminate, wipe_engine
 from runtime import jupyter_setup
 
 PACKAGES = ("jupyterlab>=4", "jupyter-server-proxy>=4.2")
@@ -68,14 +67,7 @@ class Lab:
 
     def stop(self) -> None:
         """SIGTERM, as a stop does: the proxy stops the wrapper, the wrapper the container."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        subprocess.run(["docker", "rm", "-f", CONTAINER], capture_output=True, check=False)
+        terminate(self.process, CONTAINER)
 
 
 def start_lab(env: Path, home: Path, extra: dict[str, str]) -> Lab:
@@ -153,11 +145,7 @@ def bench(state: Path, rounds: int) -> list[Row]:
             say(f"round {n}: with the page: it at {a:.1f} s, the editor at {b:.1f} s; "
                 f"without: the editor at {without[-1]:.1f} s")
     finally:
-        clean(folder)
-        try:  # the base image again, for the builds that follow
-            engine_script()
-        except BenchError as exc:  # not in place of what failed before
-            say(f"could not make the base image again: {exc}")
+        finish(folder)
     return [
         Row("through JupyterLab's proxy after an engine wipe: the card's request to the editor answering, "
             "with the page that waits", ready, baseline=without),

@@ -38,11 +38,10 @@ from bench.common import (
     BenchError,
     Row,
     Wrapper,
-    clean,
     container_memory,
     dir_bytes,
     engine_data_bytes,
-    engine_script,
+    finish,
     free_port,
     restart_engine,
     run,
@@ -197,11 +196,7 @@ def bench(state: Path, rounds: int) -> list[Row]:
         say("breakdown of a load: decompress and write the saved tar's layers without the engine")
         breakdown = unpack.bench(our_tar, rounds, folder)
     finally:
-        clean(folder)
-        try:  # the base image again, for the builds that follow
-            engine_script()
-        except BenchError as exc:  # not in place of what failed before
-            say(f"could not make the base image again: {exc}")
+        finish(folder)
     half = 0.5 * statistics.median(base_ready)
     return [
         Row("restart-to-ready: wrapper after an engine wipe (restores the saved image), on a unix socket",
