@@ -10,23 +10,29 @@ waits for the restore, not for the back-off.
 
 The address is closed (the socket file removed) before the container starts and
 listens on it; the page's polls in between get the proxy's own error and poll again.
-Only loopback or the proxy's private socket is ever bound; if the address cannot be
-bound, the launch goes on without the page.
+If the restore fails, the address answers for a moment more with a page that says why
+(500, ``X-Sagecode-Failed``), which the waiting page's next poll loads; the proxy then
+starts the wrapper again, as after any failed launch. Only loopback or the proxy's
+private socket is ever bound; if the address cannot be bound, the launch goes on without
+the page.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import os
 import socketserver
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Optional, Union
 
+from imagebuild.errors import SagecodeError
 from runtime.args import CodeServerArgs
 from runtime.plan import DEFAULT_SOCKET_MODE, PUBLISH_HOST, listen_port
 
@@ -46,12 +52,20 @@ editor as soon as it answers.</p>
       return;
     }
     fetch(location.href, {cache: "no-store"})
-      .then((r) => { if (r.status < 500) location.reload(); })
+      .then((r) => { if (r.status < 500 || r.headers.get("X-Sagecode-Failed")) location.reload(); })
       .catch(() => {});
   }, 500);
 </script>
 """
+FAILED_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>Code Server could not start</title>
+<p>Code Server could not start: {what}.</p>
+{fix}<p>In a terminal, sagecode logs shows what happened. Reload this page to try again.</p>
+"""
 RETRY_AFTER = "1"
+# After a failed restore the failure is served this long, so the page's next poll (every
+# 0.5 s) finds it; the wrapper paces its exit longer than that anyway (MIN_LIFETIME).
+FAILURE_SECONDS = 2.0
 POLL = 0.02  # how soon the server notices it is to stop: the restore waits that long at most
 
 
@@ -61,14 +75,19 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers at close
 
     def _answer(self, body: bool = True) -> None:
-        self.send_response(503)
+        failure: Optional[bytes] = getattr(self.server, "failure", None)
+        page = failure or PAGE
+        self.send_response(500 if failure else 503)
         self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
+        self.send_header("Content-Length", str(len(page)))
         self.send_header("Cache-Control", "no-store")
-        self.send_header("Retry-After", RETRY_AFTER)
+        if failure:
+            self.send_header("X-Sagecode-Failed", "1")
+        else:
+            self.send_header("Retry-After", RETRY_AFTER)
         self.end_headers()
         if body:
-            self.wfile.write(PAGE)
+            self.wfile.write(page)
 
     def do_HEAD(self) -> None:
         self._answer(body=False)
@@ -81,11 +100,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    failure: Optional[bytes] = None  # the page that says why the restore failed
     inode = 0  # of the socket file this server made: only that one is removed at the end
 
 
 class _LoopbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
+    failure: Optional[bytes] = None
     allow_reuse_address = True  # the engine's proxy binds the port next, TIME_WAIT or not
 
 
@@ -132,7 +153,17 @@ def serving(args: CodeServerArgs, log: logging.Logger) -> Iterator[Optional[Serv
     log.info("answering on the editor's address with a page that waits for the restore")
     try:
         yield server
+    except SagecodeError as exc:
+        server.failure = failed_page(exc)
+        time.sleep(FAILURE_SECONDS)
+        raise
     finally:
         close(server)
         thread.join(5)
+
+
+def failed_page(error: SagecodeError) -> bytes:
+    """What the page shows when the restore failed: the error's one line and its fix."""
+    fix = f"<p>What to do: {html.escape(error.fix)}.</p>\n" if error.fix else ""
+    return FAILED_PAGE.format(what=html.escape(error.what), fix=fix).encode()
 

@@ -6,12 +6,16 @@ import http.client
 import logging
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
+from imagebuild.errors import StoreError
+from runtime import waitpage
 from runtime.args import BindAddr, CodeServerArgs
 from runtime.images import select_image
 from runtime.waitpage import PAGE, serving
@@ -135,3 +139,30 @@ def test_a_socket_made_since_by_another_launch_is_not_removed(tmp_path: Path) ->
         assert path.exists()
     finally:
         newer.close()
+
+
+def test_a_failed_restore_is_served_for_a_moment_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The waiting page's next poll finds a 500 marked as the failure, with the error and its fix."""
+    monkeypatch.setattr(waitpage, "FAILURE_SECONDS", 1.0)
+    path = tmp_path / "socket"
+    seen: list[tuple[int, Optional[str], bytes]] = []
+
+    def poll() -> None:
+        time.sleep(0.1)
+        answer = ask(UnixHTTPConnection(path))
+        seen.append((answer.status, answer.getheader("X-Sagecode-Failed"), answer.read()))
+
+    def restore() -> None:
+        with serving(CodeServerArgs(socket=str(path)), LOG):
+            threading.Thread(target=poll).start()
+            raise StoreError("sagecode:abc could not be restored", "see <logs>")
+
+    with pytest.raises(StoreError):
+        restore()
+    [(status, marker, body)] = seen
+    assert (status, marker) == (500, "1")
+    assert b"could not be restored" in body
+    assert b"see &lt;logs&gt;" in body  # escaped
+    assert not path.exists()

@@ -137,6 +137,29 @@ def test_card_during_a_restore_waits_on_a_page_that_becomes_the_workbench(
         box.close()
 
 
+def test_card_after_a_failed_restore_says_why(
+    browser: Browser, jupyter_glue: Path, editor_image: Manifest, tmp_path: Path
+) -> None:
+    """A restore that fails (the saved image's blobs are gone) shows its reason in the tab,
+    not a page that waits for ever nor the proxy's bare 500."""
+    image = replace(editor_image, image=f"sagecode-failing-test:{editor_image.content[:12]}")
+    box = make_sandbox(me(), image)  # current.json only: nothing to restore from
+    server = start_jupyter(jupyter_glue, tmp_path, editor_environ(box))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        page.goto(f"{server.url}lab?token={server.token}")
+        page.locator(".jp-LauncherCard").filter(has_text="Code Server").click()
+        editor = page.frame_locator(".jp-ServerProxy iframe")
+        editor.get_by_text("Code Server could not start").wait_for()
+        screenshot(page, "jupyter-code-server-restore-failed.png")
+        assert "sagecode logs" in editor.locator("body").inner_text()
+    finally:
+        page.close()
+        stop_jupyter(server)
+        box.close()
+
+
 def screenshot(page: Page, name: str) -> None:
     """Keep what the user would see, under artifacts/ (git-ignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
