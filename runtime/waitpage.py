@@ -70,7 +70,7 @@ POLL = 0.02  # how soon the server notices it is to stop: the restore waits that
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """503 and the page, for any method and path."""
+    """503 and the waiting page (500 and the failure once the restore failed), for any request."""
 
     protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers at close
 
