@@ -166,4 +166,3 @@ def failed_page(error: SagecodeError) -> bytes:
     """What the page shows when the restore failed: the error's one line and its fix."""
     fix = f"<p>What to do: {html.escape(error.fix)}.</p>\n" if error.fix else ""
     return FAILED_PAGE.format(what=html.escape(error.what), fix=fix).encode()
-
