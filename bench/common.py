@@ -170,7 +170,7 @@ def healthy(address: Address) -> bool:
         if isinstance(address, int):
             with urllib.request.urlopen(f"http://127.0.0.1:{address}/healthz", timeout=2) as answer:
                 return bool(answer.status == 200)
-        connection = UnixHTTPConnection(address)
+        connection = UnixHTTPConnection(address, timeout=2)
         try:
             connection.request("GET", "/healthz")
             return connection.getresponse().status == 200
@@ -181,15 +181,16 @@ def healthy(address: Address) -> bool:
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket, as jupyter-server-proxy reaches a ``unix_socket`` server."""
+    """HTTP over a unix socket, as jupyter-server-proxy reaches a ``unix_socket`` server
+    (the tests use it too)."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=2)
-        self.socket_path = path
+    def __init__(self, path: Union[str, os.PathLike[str]], timeout: float = 5.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = os.fspath(path)
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(2)
+        sock.settimeout(self.timeout)
         try:
             sock.connect(self.socket_path)
         except OSError:

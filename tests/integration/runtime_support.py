@@ -37,6 +37,7 @@ from typing import Any, Optional
 
 import pytest
 
+from bench.common import UnixHTTPConnection
 from imagebuild.manifest import Manifest
 from imagebuild.store import LAYOUT
 
@@ -127,19 +128,6 @@ def host_addresses() -> list[str]:
     """This host's IPv4 addresses other than loopback (its interfaces and docker0)."""
     out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
     return [a for a in re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", out) if not a.startswith("127.")]
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket, as jupyter-server-proxy talks to a ``unix_socket`` server."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=5)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        self.sock.connect(str(self.path))
 
 
 def get(port: Optional[int], sock: Optional[Path], path: str) -> tuple[int, bytes]:

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import pytest
 from botocore.credentials import Credentials, RefreshableCredentials
 
+from bench.common import UnixHTTPConnection
 from runtime import credrelay
 from runtime.args import parse_args
 from runtime.config import load_config
@@ -25,7 +26,7 @@ from runtime.credrelay import FORWARDER, Relay, RelayMount, Snapshot, container_
 from runtime.engineinfo import EngineMode
 from runtime.plan import HostFacts, Image, run_argv
 from runtime.usermap import HostUser, UserMapping, drop_env
-from tests.integration.runtime_support import UnixHTTPConnection, free_port
+from tests.integration.runtime_support import free_port
 
 KEYS = {"AccessKeyId": "AKIAEXAMPLE", "SecretAccessKey": "s3cret", "Token": "tok", "Expiration": "x"}
 

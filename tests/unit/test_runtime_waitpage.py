@@ -14,12 +14,12 @@ from typing import Any, Optional
 
 import pytest
 
+from bench.common import UnixHTTPConnection
 from imagebuild.errors import StoreError
 from runtime import waitpage
 from runtime.args import BindAddr, CodeServerArgs
 from runtime.images import select_image
 from runtime.waitpage import PAGE, serving
-from tests.integration.runtime_support import UnixHTTPConnection
 from tests.unit.runtime_fakes import FakeContainers
 from tests.unit.test_runtime_images import CURRENT, config
 
