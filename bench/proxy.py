@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,6 @@ CONTAINER = "sagecode-bench"
 START_TIMEOUT = 120.0
 EDITOR_TIMEOUT = 400.0  # above the card's readiness timeout (330 s)
 PAGE_POLL = 0.5  # as the page's own script asks
-NO_NEWS = "jupyterlab.handlers.announcements.NeverCheckForUpdate"
 
 
 def jupyter_env(folder: Path) -> Path:
@@ -51,6 +51,31 @@ def jupyter_env(folder: Path) -> Path:
         run([str(folder / "bin/python"), "-m", "pip", "install", "-q", *PACKAGES], timeout=900)
         (folder / ".complete").touch()
     return folder
+
+
+def jupyter_argv(env: Path, port: int, token: str, home: Path) -> list[str]:
+    """JupyterLab on loopback only, with a token, and no calls home for news or updates
+    (the integration tests start theirs the same way)."""
+    return [
+        str(env / "bin/jupyter-lab"),
+        "--no-browser",
+        "--allow-root",  # CI runs as root
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={home}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+    ]
+
+
+def jupyter_environ(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment without the developer's sagecode and Jupyter settings, plus ``extra``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SAGECODE_", "JUPYTER"))}
+    for name in ("CONFIG", "DATA", "RUNTIME"):
+        environ[f"JUPYTER_{name}_DIR"] = str(home / name.lower())
+    return {**environ, **extra}
 
 
 @dataclass
@@ -74,16 +99,9 @@ def start_lab(env: Path, home: Path, extra: dict[str, str]) -> Lab:
     """JupyterLab from ``env``, no browser, no calls home; returns once it answers."""
     home.mkdir(parents=True, exist_ok=True)
     token, port = secrets.token_hex(16), free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SAGECODE_", "JUPYTER"))}
-    for name in ("CONFIG", "DATA", "RUNTIME"):
-        environ[f"JUPYTER_{name}_DIR"] = str(home / name.lower())
-    environ.update(extra)
-    argv = [str(env / "bin/jupyter-lab"), "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={home}", "--LabApp.news_url=None",
-            f"--LabApp.check_for_updates_class={NO_NEWS}"]
     with (home / "jupyter.log").open("wb") as out:
-        process = subprocess.Popen(argv, env=environ, cwd=home, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(jupyter_argv(env, port, token, home), env=jupyter_environ(home, extra),
+                                   cwd=home, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     lab = Lab(f"http://127.0.0.1:{port}/", token, process)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.proxy import jupyter_argv
 from tests.integration.conftest import BASE_IMAGE, CA_BUNDLE, IN_CI, ROOT, need
 from tests.integration.jupyter.conftest import (
     JUPYTER_PACKAGES,
     Jupyter,
     free_port,
-    jupyter_argv,
     stop_jupyter,
     wait_until_up,
 )

@@ -33,13 +33,14 @@ from typing import Any, Optional
 import pytest
 import requests
 
+from bench.proxy import PACKAGES, jupyter_argv, jupyter_environ
 from imagebuild.manifest import Manifest
 from runtime import jupyter_setup
 from tests.integration.conftest import need
 from tests.integration.runtime_support import Sandbox, make_sandbox, me
 
 HERE = Path(__file__).resolve().parent
-JUPYTER_PACKAGES = ("jupyterlab>=4", "jupyter-server-proxy>=4.2")
+JUPYTER_PACKAGES = PACKAGES
 START_TIMEOUT = 60.0
 # The console script installed with the project, as on an instance (venv/bin/code-server).
 WRAPPER = Path(sys.executable).parent / "code-server"
@@ -175,30 +176,6 @@ def start_jupyter(env: Path, home: Path, extra_env: Optional[Mapping[str, str]] 
     server = Jupyter(f"http://127.0.0.1:{port}/", token, process, log)
     wait_until_up(server)
     return server
-
-
-def jupyter_argv(env: Path, port: int, token: str, home: Path) -> list[str]:
-    """JupyterLab on loopback only, with a token, and no calls home for news or updates."""
-    return [
-        str(env / "bin/jupyter-lab"),
-        "--no-browser",
-        "--allow-root",  # CI runs as root
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={home}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-    ]
-
-
-def jupyter_environ(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment without the developer's sagecode and Jupyter settings."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SAGECODE_", "JUPYTER"))}
-    for name in ("CONFIG", "DATA", "RUNTIME"):
-        environ[f"JUPYTER_{name}_DIR"] = str(home / name.lower())
-    return {**environ, **extra}
 
 
 def answer_news_question(config_dir: Path) -> None:
