@@ -98,15 +98,16 @@ class _Handler(BaseHTTPRequestHandler):
         """Requests are not logged: the wrapper's log says the page is up."""
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _Serving(socketserver.ThreadingMixIn):
     daemon_threads = True
     failure: Optional[bytes] = None  # the page that says why the restore failed
+
+
+class _UnixServer(_Serving, socketserver.UnixStreamServer):
     inode = 0  # of the socket file this server made: only that one is removed at the end
 
 
-class _LoopbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
-    failure: Optional[bytes] = None
+class _LoopbackServer(_Serving, socketserver.TCPServer):
     allow_reuse_address = True  # the engine's proxy binds the port next, TIME_WAIT or not
 
 
